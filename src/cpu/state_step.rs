@@ -1,0 +1,38 @@
+//! CPU twin of `shaders/state_step.wgsl`.
+
+use super::{Buffers, x_value};
+use crate::activation::activate;
+use crate::layout::StepUniform;
+
+/// Per neuron of every replica: `a_i = sum_j w_ij x_j`, the Euler state update
+/// `x_i <- x_i + tau s c_i (sigma(a_i) - x_i)` into the other ping-pong buffer, the message
+/// `e_hat_i = c_i sigma'(a_i) p_i` and the state power `h_i = p_i c_i (sigma(a_i) - x_i)`.
+/// Input neurons copy their input into the next buffer.
+pub fn state_step(b: &mut Buffers, s: &StepUniform, src: usize) {
+    let Buffers { params: k, row_ptr, edge_src, w, x, inputs, c, p, e_hat, h, .. } = b;
+    let [x0, x1] = x;
+    let (x_in, x_out) = if src == 0 { (&*x0, x1) } else { (&*x1, x0) };
+    let (n, ne) = (k.n as usize, k.n_edges as usize);
+    for gid in 0..k.replicas as usize * n {
+        let r = gid / n;
+        let i = gid % n;
+        if i < k.d as usize {
+            x_out[gid] = x_value(k, s, inputs, x_in, r, i);
+            e_hat[gid] = 0.0;
+            h[gid] = 0.0;
+            continue;
+        }
+        let mut a = 0.0f32;
+        for e in row_ptr[i] as usize..row_ptr[i + 1] as usize {
+            a += w[r * ne + e] * x_value(k, s, inputs, x_in, r, edge_src[e] as usize);
+        }
+        let (sig, dsig) = activate(k.activation, a);
+        let xi = x_in[gid];
+        let ci = c[gid];
+        let pi = p[gid];
+        let dx = ci * (sig - xi);
+        x_out[gid] = xi + k.tau * (s.sign_state * dx);
+        e_hat[gid] = ci * dsig * pi;
+        h[gid] = pi * dx;
+    }
+}

@@ -1,0 +1,22 @@
+#![doc = include_str!("../README.md")]
+
+pub mod activation;
+pub mod block;
+pub mod cpu;
+pub mod engine;
+pub mod error;
+pub mod layout;
+pub mod network;
+pub mod params;
+pub mod plan;
+pub mod reference;
+pub mod rng;
+pub mod signal;
+pub mod state;
+
+pub use engine::Engine;
+pub use error::{Error, Result};
+pub use network::{Init, Network, NetworkSpec, Topology};
+pub use params::{Activation, Params, Policy, Speed};
+pub use signal::Streams;
+pub use state::{State, Trace};

@@ -1,0 +1,227 @@
+//! Parameters of the dynamics, sign policies, and their validation.
+
+use crate::error::{Error, Result};
+use crate::network::Network;
+
+/// The neuron nonlinearity `sigma`. One closed form serves the CPU and the GPU
+/// (see [`crate::activation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Activation {
+    /// `tanh(a)`, the default.
+    #[default]
+    Tanh,
+    /// `1 / (1 + exp(-a))`.
+    Logistic,
+    /// `a`.
+    Identity,
+}
+
+impl Activation {
+    /// The code the kernels use (`0` tanh, `1` logistic, `2` identity).
+    pub fn code(self) -> u32 {
+        match self {
+            Activation::Tanh => 0,
+            Activation::Logistic => 1,
+            Activation::Identity => 2,
+        }
+    }
+
+    /// The name used in experiment files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Activation::Tanh => "tanh",
+            Activation::Logistic => "logistic",
+            Activation::Identity => "identity",
+        }
+    }
+}
+
+/// How the Hamiltonian vector field is signed at each step (theory, section 6).
+/// The rescaling terms `-theta (.)` of the scaled costates are never flipped.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Policy {
+    /// The true Hamilton equations, all signs `+1`. Forward integration is unstable;
+    /// kept for reference.
+    Hamilton,
+    /// The costate equations (`p` and `pw`) always multiplied by `-1` (the paper's eq. 18).
+    /// With `c -> inf` the weights follow heavy-ball gradient descent.
+    #[default]
+    ReverseCostate,
+    /// Hamiltonian Sign Flip (the paper's eq. 23): all four equations multiplied by
+    /// `s(t) = sign(cos(2 pi frequency t))`, `+1` where the cosine is `>= 0`.
+    Hsf {
+        /// The flip frequency `f`, in cycles per unit of time.
+        frequency: f64,
+    },
+    /// HSF flipping at every Euler step: `s_n = +1` for even `n`, `-1` for odd.
+    HsfEveryStep,
+}
+
+impl Policy {
+    /// The signs `(s_state, s_costate)` that multiply the `x, w` and the `p, pw` equations at
+    /// step `n`, time `t = n tau`. Computed on the host in f64, shared by both backends.
+    pub fn signs(self, step: u64, t: f64) -> (f32, f32) {
+        match self {
+            Policy::Hamilton => (1.0, 1.0),
+            Policy::ReverseCostate => (1.0, -1.0),
+            Policy::Hsf { frequency } => {
+                let s = if (std::f64::consts::TAU * frequency * t).cos() >= 0.0 { 1.0 } else { -1.0 };
+                (s, s)
+            }
+            Policy::HsfEveryStep => {
+                let s = if step.is_multiple_of(2) { 1.0 } else { -1.0 };
+                (s, s)
+            }
+        }
+    }
+
+    /// The name used in experiment files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Hamilton => "hamilton",
+            Policy::ReverseCostate => "reverse-costate",
+            Policy::Hsf { .. } => "hsf",
+            Policy::HsfEveryStep => "hsf-every-step",
+        }
+    }
+}
+
+/// The propagation speed `c`: one value for every neuron, or one per non-input neuron.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Speed {
+    /// The same `c` for every non-input neuron.
+    Global(f32),
+    /// `c_i` for each non-input neuron, in order (`d()..n()`).
+    PerNeuron(Vec<f32>),
+}
+
+impl Speed {
+    /// The speed of every neuron of `net` (`0` for input neurons, which have no dynamics).
+    pub fn per_neuron(&self, net: &Network) -> Vec<f32> {
+        let d = net.d();
+        (0..net.n())
+            .map(|i| match self {
+                _ if i < d => 0.0,
+                Speed::Global(c) => *c,
+                Speed::PerNeuron(cs) => cs[i - d],
+            })
+            .collect()
+    }
+}
+
+/// Every parameter of the dynamics for one replica (theory, sections 2-7).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Params {
+    /// Propagation speed `c > 0`, with `0 < c tau <= 2`.
+    pub c: Speed,
+    /// Euler step `tau > 0`.
+    pub tau: f32,
+    /// Accuracy weight `q >= 0` of the loss `(q/2) sum_o mask_o (x_o - z_o)^2`.
+    pub q: f32,
+    /// Kinetic weight `r > 0` of `(r/2)|w'|^2`; `1/r` acts as the learning rate.
+    pub r: f32,
+    /// Weight regulariser `r_w >= 0` of `(r_w/2)|w|^2` (the paper's `r_w` is twice ours).
+    pub r_w: f32,
+    /// Dissipation `theta >= 0`, `phi(t) = exp(theta t)`; acts as friction.
+    pub theta: f32,
+    /// The nonlinearity.
+    pub activation: Activation,
+    /// The sign policy.
+    pub policy: Policy,
+    /// Whether weights (and their costates) evolve; `false` freezes them.
+    pub learning: bool,
+}
+
+impl Default for Params {
+    /// `c = 1, tau = 0.1, q = 1, r = 1, r_w = 0, theta = 0`, tanh, reverse-costate, learning on.
+    fn default() -> Self {
+        Params {
+            c: Speed::Global(1.0),
+            tau: 0.1,
+            q: 1.0,
+            r: 1.0,
+            r_w: 0.0,
+            theta: 0.0,
+            activation: Activation::Tanh,
+            policy: Policy::ReverseCostate,
+            learning: true,
+        }
+    }
+}
+
+fn check(field: &str, v: f32, ok: bool, allowed: &str) -> Result<()> {
+    if v.is_finite() && ok { Ok(()) } else { Err(Error::param(field, v, allowed)) }
+}
+
+impl Params {
+    /// Checks every value against its range and against the network; the error names the
+    /// field and the value.
+    pub fn validate(&self, net: &Network) -> Result<()> {
+        check("tau", self.tau, self.tau > 0.0, "a finite number > 0")?;
+        check("q", self.q, self.q >= 0.0, "a finite number >= 0")?;
+        check("r", self.r, self.r > 0.0, "a finite number > 0")?;
+        check("r_w", self.r_w, self.r_w >= 0.0, "a finite number >= 0")?;
+        check("theta", self.theta, self.theta >= 0.0, "a finite number >= 0")?;
+        if let Policy::Hsf { frequency } = self.policy
+            && !(frequency.is_finite() && frequency > 0.0)
+        {
+            return Err(Error::param("policy.frequency", frequency, "a finite number > 0"));
+        }
+        let cs: Vec<(String, f32)> = match &self.c {
+            Speed::Global(c) => vec![("c".to_string(), *c)],
+            Speed::PerNeuron(cs) => {
+                let want = net.n() - net.d();
+                if cs.len() != want {
+                    return Err(Error::param(
+                        "c",
+                        format!("a list of {} speeds", cs.len()),
+                        format!("one speed per non-input neuron ({want})"),
+                    ));
+                }
+                cs.iter().enumerate().map(|(k, &c)| (format!("c[{k}]"), c)).collect()
+            }
+        };
+        for (field, c) in cs {
+            check(&field, c, c > 0.0, "a finite number > 0")?;
+            let ct = c * self.tau;
+            if !(ct > 0.0 && ct <= 2.0) {
+                return Err(Error::param(
+                    format!("{field} * tau"),
+                    format!("{c} * {} = {ct}", self.tau),
+                    "0 < c tau <= 2 (explicit Euler is unstable beyond 2; 1 is one hop per step)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that a list of replica parameters can run together: each valid, and the
+    /// shared settings (`tau`, activation, policy, learning) equal across replicas.
+    pub fn validate_replicas(list: &[Params], net: &Network) -> Result<()> {
+        let Some(first) = list.first() else {
+            return Err(Error::param("replicas", 0, "at least one replica"));
+        };
+        for (k, p) in list.iter().enumerate() {
+            p.validate(net).map_err(|e| match e {
+                Error::Param { field, value, allowed } if list.len() > 1 => {
+                    Error::Param { field: format!("replicas[{k}].{field}"), value, allowed }
+                }
+                other => other,
+            })?;
+            let shared = [
+                ("tau", p.tau != first.tau, p.tau.to_string()),
+                ("activation", p.activation != first.activation, p.activation.name().into()),
+                ("policy", p.policy != first.policy, format!("{:?}", p.policy)),
+                ("learning", p.learning != first.learning, p.learning.to_string()),
+            ];
+            if let Some((field, _, value)) = shared.into_iter().find(|s| s.1) {
+                return Err(Error::param(
+                    format!("replicas[{k}].{field}"),
+                    value,
+                    "the same value in every replica (replicas share one step schedule)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}

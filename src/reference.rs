@@ -1,0 +1,204 @@
+//! Reference gradients, written independently of the engine and its kernels (f64, the
+//! standard library's `tanh` and `exp`, plain loops over the edge list). They are the
+//! oracles of the claims that backpropagation is the infinite-speed limit of the local rule.
+//!
+//! Loss: `(q/2) sum_o mask_o (x_o - z_o)^2`; delta: `dLoss/da_i`; gradient: `dLoss/dw_ij`.
+
+use crate::error::{Error, Result};
+use crate::network::Network;
+use crate::params::Activation;
+
+/// A forward and backward pass.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Gradients {
+    /// Neuron values (inputs included).
+    pub x: Vec<f64>,
+    /// Pre-activations (0 for inputs).
+    pub a: Vec<f64>,
+    /// `dLoss/da_i` (0 for inputs).
+    pub delta: Vec<f64>,
+    /// `dLoss/dw` per edge, in CSR order.
+    pub grad: Vec<f64>,
+    /// The loss.
+    pub loss: f64,
+}
+
+fn sigma(act: Activation, a: f64) -> (f64, f64) {
+    match act {
+        Activation::Tanh => {
+            let t = a.tanh();
+            (t, 1.0 - t * t)
+        }
+        Activation::Logistic => {
+            let s = 1.0 / (1.0 + (-a).exp());
+            (s, s * (1.0 - s))
+        }
+        Activation::Identity => (a, 1.0),
+    }
+}
+
+/// The problem: weights (CSR order), the input neurons' values (`d` of them, bias included),
+/// targets and masks per output, `q` and the activation.
+#[derive(Clone, Copy, Debug)]
+pub struct Problem<'a> {
+    /// Weights in CSR order.
+    pub w: &'a [f32],
+    /// Values of the `d` input neurons.
+    pub inputs: &'a [f32],
+    /// Target per output.
+    pub targets: &'a [f32],
+    /// Mask per output (`None`: all 1).
+    pub masks: Option<&'a [f32]>,
+    /// Accuracy weight.
+    pub q: f32,
+    /// Nonlinearity.
+    pub activation: Activation,
+}
+
+impl Problem<'_> {
+    fn check(&self, net: &Network) -> Result<()> {
+        let sizes = [
+            ("w", self.w.len(), net.n_edges()),
+            ("inputs", self.inputs.len(), net.d()),
+            ("targets", self.targets.len(), net.outputs().len()),
+            ("masks", self.masks.map_or(net.outputs().len(), <[f32]>::len), net.outputs().len()),
+        ];
+        for (field, got, want) in sizes {
+            if got != want {
+                return Err(Error::param(field, format!("{got} values"), format!("{want} values")));
+            }
+        }
+        Ok(())
+    }
+
+    /// `dLoss/dx_i` of the output terms, and the loss, at state `x`.
+    fn output_error(&self, net: &Network, x: &[f64]) -> (Vec<f64>, f64) {
+        let mut err = vec![0.0; net.n()];
+        let mut loss = 0.0;
+        for (k, &o) in net.outputs().iter().enumerate() {
+            let m = self.masks.map_or(1.0, |m| m[k] as f64);
+            let dv = x[o as usize] - self.targets[k] as f64;
+            err[o as usize] = self.q as f64 * m * dv;
+            loss += 0.5 * self.q as f64 * m * dv * dv;
+        }
+        (err, loss)
+    }
+
+    fn grads(&self, net: &Network, x: Vec<f64>, a: Vec<f64>, delta: Vec<f64>, loss: f64) -> Gradients {
+        let grad =
+            (0..net.n_edges()).map(|e| delta[net.edge_dst()[e] as usize] * x[net.edge_src()[e] as usize]).collect();
+        Gradients { x, a, delta, grad, loss }
+    }
+}
+
+/// Plain backpropagation through a feed-forward network (any DAG; neurons are visited in a
+/// topological order found by Kahn's algorithm). Fails on a graph with a cycle.
+pub fn backprop(net: &Network, prob: &Problem) -> Result<Gradients> {
+    prob.check(net)?;
+    let (n, d) = (net.n(), net.d());
+    let mut indegree: Vec<usize> = (0..n).map(|i| (net.row_ptr()[i + 1] - net.row_ptr()[i]) as usize).collect();
+    let mut order: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
+    let mut head = 0;
+    while head < order.len() {
+        let j = order[head];
+        head += 1;
+        for m in net.out_ptr()[j] as usize..net.out_ptr()[j + 1] as usize {
+            let i = net.edge_dst()[net.out_edge()[m] as usize] as usize;
+            indegree[i] -= 1;
+            if indegree[i] == 0 {
+                order.push(i);
+            }
+        }
+    }
+    if order.len() != n {
+        return Err(Error::Network("backprop needs an acyclic network; this one has a cycle".into()));
+    }
+    let mut x = vec![0.0; n];
+    let mut a = vec![0.0; n];
+    let mut g = vec![0.0; n];
+    for &i in &order {
+        if i < d {
+            x[i] = prob.inputs[i] as f64;
+            continue;
+        }
+        a[i] = (net.row_ptr()[i] as usize..net.row_ptr()[i + 1] as usize)
+            .map(|e| prob.w[e] as f64 * x[net.edge_src()[e] as usize])
+            .sum();
+        (x[i], g[i]) = sigma(prob.activation, a[i]);
+    }
+    let (err, loss) = prob.output_error(net, &x);
+    let mut delta = vec![0.0; n];
+    for &i in order.iter().rev() {
+        if i < d {
+            continue;
+        }
+        let back: f64 = (net.out_ptr()[i] as usize..net.out_ptr()[i + 1] as usize)
+            .map(|m| {
+                let e = net.out_edge()[m] as usize;
+                prob.w[e] as f64 * delta[net.edge_dst()[e] as usize]
+            })
+            .sum();
+        delta[i] = g[i] * (back + err[i]);
+    }
+    Ok(prob.grads(net, x, a, delta, loss))
+}
+
+/// The gradient at the fixed point `x = sigma(W x + inputs)` of a recurrent network, by
+/// implicit differentiation (recurrent backpropagation): `delta = G (W^T delta + dLoss/dx)`,
+/// `G = diag(sigma'(a))`, `dLoss/dW = delta x^T`. Both fixed points are found by iteration,
+/// which converges when the network is contractive; fails if either has not converged to
+/// `1e-12` within `max_iter` sweeps.
+pub fn fixed_point_gradient(net: &Network, prob: &Problem, max_iter: usize) -> Result<Gradients> {
+    prob.check(net)?;
+    let (n, d) = (net.n(), net.d());
+    let mut x = vec![0.0; n];
+    for (xi, &u) in x.iter_mut().zip(prob.inputs) {
+        *xi = u as f64;
+    }
+    let mut a = vec![0.0; n];
+    let mut g = vec![0.0; n];
+    let mut converged = false;
+    for _ in 0..max_iter {
+        let mut change: f64 = 0.0;
+        let prev = x.clone();
+        for i in d..n {
+            a[i] = (net.row_ptr()[i] as usize..net.row_ptr()[i + 1] as usize)
+                .map(|e| prob.w[e] as f64 * prev[net.edge_src()[e] as usize])
+                .sum();
+            (x[i], g[i]) = sigma(prob.activation, a[i]);
+            change = change.max((x[i] - prev[i]).abs());
+        }
+        if change < 1e-12 {
+            converged = true;
+            break;
+        }
+    }
+    if !converged {
+        return Err(Error::Network(format!("the state did not reach a fixed point in {max_iter} sweeps")));
+    }
+    let (err, loss) = prob.output_error(net, &x);
+    let mut delta = vec![0.0; n];
+    converged = false;
+    for _ in 0..max_iter {
+        let prev = delta.clone();
+        let mut change: f64 = 0.0;
+        for i in d..n {
+            let back: f64 = (net.out_ptr()[i] as usize..net.out_ptr()[i + 1] as usize)
+                .map(|m| {
+                    let e = net.out_edge()[m] as usize;
+                    prob.w[e] as f64 * prev[net.edge_dst()[e] as usize]
+                })
+                .sum();
+            delta[i] = g[i] * (back + err[i]);
+            change = change.max((delta[i] - prev[i]).abs());
+        }
+        if change < 1e-12 {
+            converged = true;
+            break;
+        }
+    }
+    if !converged {
+        return Err(Error::Network(format!("the adjoint did not reach a fixed point in {max_iter} sweeps")));
+    }
+    Ok(prob.grads(net, x, a, delta, loss))
+}

@@ -1,0 +1,197 @@
+//! Snapshots of the engine's state and the per-step records of a run.
+
+use crate::error::{Error, Result};
+
+/// The full dynamic state of an engine: every replica's `x`, `p`, `w`, `pw` at step `step`.
+///
+/// Layout: `x` and `p` are `[replica][neuron]` (all `n` neurons; for input neurons `x`
+/// holds the input applied at the last step and `p` is 0), `w` and `pw` are
+/// `[replica][edge]` in CSR order ([`crate::Network::edge_src`]). `p` and `pw` are the
+/// scaled costates `p / phi`, `pw / phi`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct State {
+    /// Steps taken; the time is `step * tau`.
+    pub step: u64,
+    /// Number of replicas.
+    pub replicas: usize,
+    /// Neuron states.
+    pub x: Vec<f32>,
+    /// Scaled neuron costates.
+    pub p: Vec<f32>,
+    /// Weights.
+    pub w: Vec<f32>,
+    /// Scaled weight costates.
+    pub pw: Vec<f32>,
+}
+
+impl State {
+    /// Checks the sizes against `n` neurons and `e` edges and that every value is finite.
+    pub fn check(&self, replicas: usize, n: usize, e: usize) -> Result<()> {
+        if self.replicas != replicas {
+            return Err(Error::State(format!("{} replicas, the engine has {replicas}", self.replicas)));
+        }
+        for (name, v, want) in [("x", &self.x, n), ("p", &self.p, n), ("w", &self.w, e), ("pw", &self.pw, e)] {
+            if v.len() != replicas * want {
+                return Err(Error::State(format!(
+                    "`{name}` has {} values, want {replicas} x {want} = {}",
+                    v.len(),
+                    replicas * want
+                )));
+            }
+            if let Some(k) = v.iter().position(|a| !a.is_finite()) {
+                return Err(Error::State(format!("`{name}[{k}]` is {}, not finite", v[k])));
+            }
+        }
+        Ok(())
+    }
+
+    /// `x` of one replica.
+    pub fn x_of(&self, replica: usize) -> &[f32] {
+        let n = self.x.len() / self.replicas;
+        &self.x[replica * n..(replica + 1) * n]
+    }
+
+    /// `p` of one replica.
+    pub fn p_of(&self, replica: usize) -> &[f32] {
+        let n = self.p.len() / self.replicas;
+        &self.p[replica * n..(replica + 1) * n]
+    }
+
+    /// `w` of one replica.
+    pub fn w_of(&self, replica: usize) -> &[f32] {
+        let e = self.w.len() / self.replicas;
+        &self.w[replica * e..(replica + 1) * e]
+    }
+
+    /// `pw` of one replica.
+    pub fn pw_of(&self, replica: usize) -> &[f32] {
+        let e = self.pw.len() / self.replicas;
+        &self.pw[replica * e..(replica + 1) * e]
+    }
+}
+
+/// The records of the recorded steps of a run: one row per recorded step, each with a value
+/// per replica (and per output). Energies are scaled by `1/phi`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trace {
+    /// Number of replicas.
+    pub replicas: usize,
+    /// Outputs per replica.
+    pub n_out: usize,
+    /// Step index of each row.
+    pub step: Vec<u64>,
+    /// Time `step * tau` of each row.
+    pub t: Vec<f64>,
+    /// The sign `s_n` multiplying the state equations at that step (the HSF sign; +1 for
+    /// `hamilton` and `reverse-costate`).
+    pub sign: Vec<f32>,
+    /// `(q/2) sum_o mask_o (x_o - z_o)^2`, `[row][replica]`.
+    pub loss: Vec<f32>,
+    /// Scaled Lagrangian `|pw|^2/(2r) + (r_w/2)|w|^2 + loss`, `[row][replica]`.
+    pub lagrangian: Vec<f32>,
+    /// Scaled Hamiltonian `sum_i p_i c_i(sigma(a_i) - x_i) - |pw|^2/(2r) + (r_w/2)|w|^2 + loss`.
+    pub hamiltonian: Vec<f32>,
+    /// Outputs `x_o` at the step, `[row][replica][n_out]`.
+    pub outputs: Vec<f32>,
+    /// Targets `z_o` at the step, `[row][replica][n_out]`.
+    pub targets: Vec<f32>,
+    /// Masks at the step, `[row][replica][n_out]`.
+    pub masks: Vec<f32>,
+}
+
+impl Trace {
+    /// An empty trace.
+    pub fn new(replicas: usize, n_out: usize) -> Self {
+        Trace { replicas, n_out, ..Default::default() }
+    }
+
+    /// Number of recorded steps.
+    pub fn rows(&self) -> usize {
+        self.step.len()
+    }
+
+    /// Appends the rows of `other` (same shape).
+    pub fn append(&mut self, other: Trace) {
+        self.step.extend(other.step);
+        self.t.extend(other.t);
+        self.sign.extend(other.sign);
+        self.loss.extend(other.loss);
+        self.lagrangian.extend(other.lagrangian);
+        self.hamiltonian.extend(other.hamiltonian);
+        self.outputs.extend(other.outputs);
+        self.targets.extend(other.targets);
+        self.masks.extend(other.masks);
+    }
+
+    /// Output `o` of `replica` over all rows.
+    pub fn output_series(&self, replica: usize, o: usize) -> Vec<f32> {
+        self.series(&self.outputs, replica, o)
+    }
+
+    /// Target `o` of `replica` over all rows.
+    pub fn target_series(&self, replica: usize, o: usize) -> Vec<f32> {
+        self.series(&self.targets, replica, o)
+    }
+
+    fn series(&self, v: &[f32], replica: usize, o: usize) -> Vec<f32> {
+        (0..self.rows()).map(|row| v[(row * self.replicas + replica) * self.n_out + o]).collect()
+    }
+
+    /// Normalised mean squared error of output `o` of `replica` over rows `from..`:
+    /// the mean of `(x_o - z_o)^2` divided by the variance of `z_o` over those rows
+    /// (computed in f64). `NaN` when the target is constant there.
+    pub fn nmse(&self, replica: usize, o: usize, from: usize) -> f64 {
+        let x = self.output_series(replica, o);
+        let z = self.target_series(replica, o);
+        let (x, z) = (&x[from..], &z[from..]);
+        let m = z.len() as f64;
+        let mean = z.iter().map(|&v| v as f64).sum::<f64>() / m;
+        let var = z.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / m;
+        let mse = x.iter().zip(z).map(|(&a, &b)| (a as f64 - b as f64).powi(2)).sum::<f64>() / m;
+        mse / var
+    }
+}
+
+/// The local learning signals of a state: the messages `e_hat_i = c_i sigma'(a_i) p_i` per
+/// neuron and `e_hat_i x_j` per synapse, `[replica][..]`. At `c tau = 1` under
+/// `reverse-costate` these relax to the backprop delta and gradient.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LocalSignals {
+    /// `e_hat` per neuron (0 for inputs).
+    pub e_hat: Vec<f32>,
+    /// `e_hat_i x_j` per edge, CSR order.
+    pub grad: Vec<f32>,
+}
+
+impl State {
+    /// Evaluates [`LocalSignals`] at this state, with `inputs` (`[replica][net.inputs()]`)
+    /// as the values of the input neurons (the bias is 1), using the kernels' closed forms.
+    pub fn local_signals(&self, net: &crate::Network, params: &[crate::Params], inputs: &[f32]) -> LocalSignals {
+        let (n, d, ne, n_in) = (net.n(), net.d(), net.n_edges(), net.inputs());
+        let mut e_hat = vec![0.0f32; self.replicas * n];
+        let mut grad = vec![0.0f32; self.replicas * ne];
+        for (r, p) in params.iter().enumerate().take(self.replicas) {
+            let c = p.c.per_neuron(net);
+            let value = |j: usize| -> f32 {
+                if j < n_in {
+                    inputs[r * n_in + j]
+                } else if j < d {
+                    1.0
+                } else {
+                    self.x[r * n + j]
+                }
+            };
+            for i in d..n {
+                let a: f32 = (net.row_ptr()[i] as usize..net.row_ptr()[i + 1] as usize)
+                    .map(|e| self.w[r * ne + e] * value(net.edge_src()[e] as usize))
+                    .sum();
+                let (_, ds) = crate::activation::activate(p.activation.code(), a);
+                e_hat[r * n + i] = c[i] * ds * self.p[r * n + i];
+            }
+            for e in 0..ne {
+                grad[r * ne + e] = e_hat[r * n + net.edge_dst()[e] as usize] * value(net.edge_src()[e] as usize);
+            }
+        }
+        LocalSignals { e_hat, grad }
+    }
+}
