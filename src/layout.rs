@@ -9,6 +9,14 @@ use bytemuck::{Pod, Zeroable};
 /// Invocations per workgroup for every kernel; injected into the WGSL as `const WG`.
 pub const WORKGROUP_SIZE: u32 = 64;
 
+/// Stored state values smaller than this in magnitude are flushed to zero, on both paths.
+///
+/// GPUs may flush subnormal floats (WGSL allows it) while x86 CPUs compute them about 100x
+/// slower; a state that decays under `theta > 0` would otherwise crawl on the CPU and could
+/// differ between the paths. `1e-30` keeps every product of a stored value with a parameter
+/// out of the subnormal range, and is 30 orders of magnitude below any state that matters.
+pub const FLUSH_BELOW: f32 = 1e-30;
+
 /// Marks a step whose energies are not recorded ([`StepUniform::record_row`]).
 pub const NO_RECORD: u32 = u32::MAX;
 

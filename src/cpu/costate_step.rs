@@ -1,7 +1,7 @@
 //! CPU twin of `shaders/costate_step.wgsl`.
 #![expect(clippy::needless_range_loop, reason = "mirrors the WGSL kernel")]
 
-use super::Buffers;
+use super::{Buffers, flush};
 use crate::layout::StepUniform;
 use crate::network::NOT_OUTPUT;
 
@@ -35,6 +35,6 @@ pub fn costate_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         }
         let pi = p[gid];
         let dp = c[gid] * pi - back - err;
-        p[gid] = pi + k.tau * (s.sign_costate * dp - rp.theta * pi);
+        p[gid] = flush(pi + k.tau * (s.sign_costate * dp - rp.theta * pi));
     }
 }

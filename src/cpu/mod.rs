@@ -16,7 +16,7 @@ pub use state_step::state_step;
 pub use weight_step::weight_step;
 
 use crate::block::Block;
-use crate::layout::{KernelParams, NO_RECORD, ReplicaParams, StepUniform};
+use crate::layout::{FLUSH_BELOW, KernelParams, NO_RECORD, ReplicaParams, StepUniform};
 use crate::plan::{Kernel, step_dispatches};
 
 /// The buffers of one engine, named as the WGSL bindings; laid out `[replica][neuron]` and
@@ -74,6 +74,13 @@ pub(crate) fn x_value(k: &KernelParams, s: &StepUniform, inputs: &[f32], x_in: &
     } else {
         x_in[r * k.n as usize + j]
     }
+}
+
+/// `v`, or 0 when `|v| <` [`FLUSH_BELOW`] (`flush` in `common.wgsl`); applied to every stored
+/// state value.
+#[inline]
+pub(crate) fn flush(v: f32) -> f32 {
+    if v.abs() < FLUSH_BELOW { 0.0 } else { v }
 }
 
 /// Runs blocks of steps on the CPU.

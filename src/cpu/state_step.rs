@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/state_step.wgsl`.
 
-use super::{Buffers, x_value};
+use super::{Buffers, flush, x_value};
 use crate::activation::activate;
 use crate::layout::StepUniform;
 
@@ -31,7 +31,7 @@ pub fn state_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         let ci = c[gid];
         let pi = p[gid];
         let dx = ci * (sig - xi);
-        x_out[gid] = xi + k.tau * (s.sign_state * dx);
+        x_out[gid] = flush(xi + k.tau * (s.sign_state * dx));
         e_hat[gid] = ci * dsig * pi;
         h[gid] = pi * dx;
     }

@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/weight_step.wgsl`.
 
-use super::{Buffers, x_value};
+use super::{Buffers, flush, x_value};
 use crate::layout::StepUniform;
 
 /// Per synapse `j -> i` of every replica, in place:
@@ -20,7 +20,7 @@ pub fn weight_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         let pw0 = pw[gid];
         let dpw = -ei * xj - rp.r_w * w0;
         let dw = -pw0 / rp.r;
-        w[gid] = w0 + k.tau * (s.sign_state * dw);
-        pw[gid] = pw0 + k.tau * (s.sign_costate * dpw - rp.theta * pw0);
+        w[gid] = flush(w0 + k.tau * (s.sign_state * dw));
+        pw[gid] = flush(pw0 + k.tau * (s.sign_costate * dpw - rp.theta * pw0));
     }
 }
