@@ -23,7 +23,14 @@ pub const NO_RECORD: u32 = u32::MAX;
 /// Leading columns of a trace row: loss, scaled Lagrangian, scaled Hamiltonian; the outputs follow.
 pub const TRACE_FIXED: usize = 3;
 
-/// Sizes and settings shared by every kernel and every step (a uniform buffer).
+/// Sizes, settings and buffer offsets shared by every kernel and every step (a uniform).
+///
+/// The GPU packs its arrays into eight storage buffers so that the engine fits a device
+/// created with wgpu's default limits (an application's own device, typically):
+/// `graph` holds the index arrays, `aux` the replica parameters, speeds, messages, state
+/// powers and trace rows, `stream` the inputs, targets and masks of the block. The `_off`
+/// fields are the element offsets of each array inside its buffer; the CPU keeps the arrays
+/// apart and ignores them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct KernelParams {
@@ -41,14 +48,38 @@ pub struct KernelParams {
     pub activation: u32,
     /// Floats per trace row: `TRACE_FIXED + n_out`.
     pub trace_width: u32,
-    /// Explicit padding.
-    pub _pad0: u32,
+    /// `graph`: CSR row pointers by target (`n + 1`).
+    pub row_ptr_off: u32,
+    /// `graph`: source of each edge (`E`).
+    pub edge_src_off: u32,
+    /// `graph`: target of each edge (`E`).
+    pub edge_dst_off: u32,
+    /// `graph`: pointers into `out_edge` by source (`n + 1`).
+    pub out_ptr_off: u32,
+    /// `graph`: edge indices grouped by source (`E`).
+    pub out_edge_off: u32,
+    /// `graph`: output neurons (`n_out`).
+    pub outputs_off: u32,
+    /// `graph`: output slot of each neuron (`n`).
+    pub out_slot_off: u32,
+    /// `aux`: speeds `[replica][neuron]` (the replica parameters sit at 0, 4 floats each).
+    pub c_off: u32,
+    /// `aux`: messages `e_hat`, `[replica][neuron]`.
+    pub e_hat_off: u32,
+    /// `aux`: state powers `h`, `[replica][neuron]`.
+    pub h_off: u32,
+    /// `aux`: trace rows, `[record_row][replica][trace_width]`.
+    pub trace_off: u32,
+    /// `stream`: targets `[row][replica][n_out]` (inputs `[row][replica][d]` sit at 0).
+    pub targets_off: u32,
+    /// `stream`: masks `[row][replica][n_out]`.
+    pub masks_off: u32,
     /// Euler step `tau`.
     pub tau: f32,
-    /// Explicit padding to 16 bytes.
-    pub _pad1: [f32; 3],
+    /// Explicit padding to a multiple of 16 bytes.
+    pub _pad: [u32; 3],
 }
-const _: () = assert!(size_of::<KernelParams>() == 48);
+const _: () = assert!(size_of::<KernelParams>() == 96);
 
 /// Per-replica parameters (a storage array indexed by replica).
 #[repr(C)]

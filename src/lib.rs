@@ -5,6 +5,7 @@ pub mod block;
 pub mod cpu;
 pub mod engine;
 pub mod error;
+pub mod gpu;
 pub mod layout;
 pub mod network;
 pub mod params;

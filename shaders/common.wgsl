@@ -1,0 +1,97 @@
+// Declarations shared by every kernel. The host prepends a generated prelude with the
+// constants WG, NO_RECORD, NOT_OUTPUT, TRACE_FIXED and FLUSH_BELOW (src/gpu/kernels.rs), so
+// each is defined once, in Rust (src/layout.rs). The CPU twins live in src/cpu/.
+
+// Mirrors layout::KernelParams (checked by tests/shaders.rs).
+struct KernelParams {
+    n: u32,
+    d: u32,
+    n_edges: u32,
+    replicas: u32,
+    n_out: u32,
+    activation: u32,
+    trace_width: u32,
+    row_ptr_off: u32,
+    edge_src_off: u32,
+    edge_dst_off: u32,
+    out_ptr_off: u32,
+    out_edge_off: u32,
+    outputs_off: u32,
+    out_slot_off: u32,
+    c_off: u32,
+    e_hat_off: u32,
+    h_off: u32,
+    trace_off: u32,
+    targets_off: u32,
+    masks_off: u32,
+    tau: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+// Mirrors layout::StepUniform; bound at a dynamic offset, one entry per step of the block.
+struct StepUniform {
+    row: u32,
+    record_row: u32,
+    sign_state: f32,
+    sign_costate: f32,
+}
+
+// Mirrors layout::ReplicaParams; stored at the start of `aux`.
+struct ReplicaParams {
+    q: f32,
+    r: f32,
+    r_w: f32,
+    theta: f32,
+}
+
+@group(0) @binding(0) var<uniform> k: KernelParams;
+@group(0) @binding(1) var<uniform> s: StepUniform;
+@group(0) @binding(2) var<storage, read> graph: array<u32>;
+@group(0) @binding(3) var<storage, read_write> p: array<f32>;
+@group(0) @binding(4) var<storage, read_write> w: array<f32>;
+@group(0) @binding(5) var<storage, read_write> pw: array<f32>;
+@group(0) @binding(6) var<storage, read_write> aux: array<f32>;
+@group(0) @binding(7) var<storage, read> stream: array<f32>;
+// The ping-pong pair: step n reads x[n % 2] and writes x[(n + 1) % 2].
+@group(1) @binding(0) var<storage, read> x_in: array<f32>;
+@group(1) @binding(1) var<storage, read_write> x_out: array<f32>;
+
+// Dispatches beyond 65535 workgroups are folded into the y dimension.
+fn invocation_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+    return (wg.x + wg.y * nwg.x) * WG + lid;
+}
+
+// The value of neuron j of replica r at this step: the block's input for input neurons,
+// else the current state (cpu::x_value).
+fn x_value(r: u32, j: u32) -> f32 {
+    if j < k.d {
+        return stream[(s.row * k.replicas + r) * k.d + j];
+    }
+    return x_in[r * k.n + j];
+}
+
+fn replica_params(r: u32) -> ReplicaParams {
+    return ReplicaParams(aux[4u * r], aux[4u * r + 1u], aux[4u * r + 2u], aux[4u * r + 3u]);
+}
+
+// Stored state values below FLUSH_BELOW in magnitude become 0 (cpu::flush).
+fn flush(v: f32) -> f32 {
+    return select(v, 0.0, abs(v) < FLUSH_BELOW);
+}
+
+// (sigma(a), sigma'(a)) in the closed forms of src/activation.rs.
+fn activate(code: u32, a: f32) -> vec2<f32> {
+    if code == 0u {
+        let e = exp(-2.0 * abs(a));
+        let t = (1.0 - e) / (1.0 + e);
+        let s = select(t, -t, a < 0.0);
+        return vec2<f32>(s, 1.0 - s * s);
+    }
+    if code == 1u {
+        let s = 1.0 / (1.0 + exp(-a));
+        return vec2<f32>(s, s * (1.0 - s));
+    }
+    return vec2<f32>(a, 1.0);
+}
