@@ -100,7 +100,7 @@ fn nmse_all(trace: &Trace) -> Vec<f64> {
 /// Runs the patched-cosines target at q = 100 on the network of `seed`.
 fn run_patched(seed: u64, learning: bool) -> Trace {
     let mut engine = Engine::new(network(seed), params(100.0, THETA, learning)).expect("valid parameters");
-    let target = PatchedCosines::new(1000 + seed, PATCH_LEN.0, PATCH_LEN.1);
+    let target = PatchedCosines::new(1000 + seed, PATCH_LEN.0, PATCH_LEN.1).expect("valid patch lengths");
     engine.run(STEPS, &mut [Streams::new(target)]).expect("the run stays finite")
 }
 
@@ -222,7 +222,7 @@ fn main() {
     let net = network(seed);
     let mut engine = Engine::new(net.clone(), params(1000.0, THETA, true)).expect("valid parameters");
     engine.run(STEPS, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).expect("the run stays finite");
-    let state = engine.state();
+    let state = engine.state().unwrap();
     let out = net.outputs()[0] as usize;
     let (bias, self_loop) = (net.edge_index(net.d() - 1, out), net.edge_index(out, out));
     let (bias, self_loop) = (bias.expect("bias edge"), self_loop.expect("self-loop"));

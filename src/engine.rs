@@ -1,9 +1,12 @@
 //! The engine: one API over the executors. Create it from a network and parameters, run
 //! steps with streams, read and write the state.
 
+use std::collections::VecDeque;
+
 use crate::block::Block;
 use crate::cpu::{Buffers, CpuExecutor};
 use crate::error::{Error, Result};
+use crate::gpu::{GpuBuffers, GpuContext, GpuExecutor};
 use crate::layout::{KernelParams, NO_RECORD, ReplicaParams, StepUniform, TRACE_FIXED};
 use crate::network::Network;
 use crate::params::Params;
@@ -12,6 +15,61 @@ use crate::state::{State, Trace};
 
 /// Steps per block unless [`Engine::set_block_steps`] says otherwise.
 pub const DEFAULT_BLOCK_STEPS: usize = 256;
+
+/// Where the steps run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Backend {
+    /// The CPU kernels of [`crate::cpu`].
+    #[default]
+    Cpu,
+    /// The WGSL kernels on the adapter [`crate::gpu::pick_adapter`] chooses; an error if there is none.
+    Gpu,
+    /// The GPU if an adapter exists, else the CPU (with a logged notice).
+    Auto,
+}
+
+impl Backend {
+    /// The name used on the command line and in experiment files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Cpu => "cpu",
+            Backend::Gpu => "gpu",
+            Backend::Auto => "auto",
+        }
+    }
+}
+
+#[expect(clippy::large_enum_variant, reason = "one per engine; the CPU variant is the common one")]
+enum Exec {
+    Cpu(CpuExecutor, VecDeque<Vec<f32>>),
+    Gpu(Box<GpuExecutor>),
+}
+
+impl Exec {
+    fn step(&self) -> u64 {
+        match self {
+            Exec::Cpu(e, _) => e.step,
+            Exec::Gpu(e) => e.step,
+        }
+    }
+
+    fn submit(&mut self, block: &Block) -> Result<()> {
+        match self {
+            Exec::Cpu(e, done) => {
+                done.push_back(e.run_block(block));
+                Ok(())
+            }
+            Exec::Gpu(e) => e.submit(block),
+        }
+    }
+
+    fn collect(&mut self) -> Result<Vec<f32>> {
+        match self {
+            Exec::Cpu(_, done) => Ok(done.pop_front().unwrap_or_default()),
+            Exec::Gpu(e) => e.collect(),
+        }
+    }
+}
 
 /// Runs the lockstep dynamics of one network, for one or more replicas.
 ///
@@ -26,25 +84,71 @@ pub const DEFAULT_BLOCK_STEPS: usize = 256;
 /// assert_eq!(trace.rows(), 1000);
 /// # Ok::<(), localprop::Error>(())
 /// ```
-#[derive(Debug)]
 pub struct Engine {
     net: Network,
     params: Vec<Params>,
     kernel_params: KernelParams,
-    exec: CpuExecutor,
+    exec: Exec,
     record_every: u64,
     block_steps: usize,
 }
 
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("backend", &self.backend_description())
+            .field("replicas", &self.replicas())
+            .field("step", &self.step())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Engine {
-    /// One replica of `net` with `params`.
+    /// One replica of `net` with `params`, on the CPU.
     pub fn new(net: Network, params: Params) -> Result<Self> {
         Self::with_replicas(net, vec![params])
     }
 
-    /// `params.len()` independent replicas of `net`, each with its own parameters, state
-    /// and streams, all starting from the network's initial weights.
+    /// `params.len()` independent replicas of `net` on the CPU, each with its own
+    /// parameters, state and streams, all starting from the network's initial weights.
     pub fn with_replicas(net: Network, params: Vec<Params>) -> Result<Self> {
+        Self::with_backend(net, params, Backend::Cpu)
+    }
+
+    /// Replicas of `net` on the chosen backend. [`Backend::Gpu`] and [`Backend::Auto`] make a
+    /// device of their own ([`GpuContext::headless`]).
+    pub fn with_backend(net: Network, params: Vec<Params>, backend: Backend) -> Result<Self> {
+        let engine = Self::on_cpu(net, params)?;
+        match backend {
+            Backend::Cpu => Ok(engine),
+            Backend::Gpu => engine.into_gpu(GpuContext::headless()?),
+            Backend::Auto => match GpuContext::headless() {
+                Ok(ctx) => engine.into_gpu(ctx),
+                Err(e @ (Error::NoAdapter(_) | Error::Device(_))) => {
+                    log::warn!("{e}; running on the CPU");
+                    Ok(engine)
+                }
+                Err(e) => Err(e),
+            },
+        }
+    }
+
+    /// Replicas of `net` on a device the caller owns (cheap clones of its `Device` and
+    /// `Queue`); see [`Engine::record_steps`] to record into the caller's encoder.
+    pub fn with_context(net: Network, params: Vec<Params>, ctx: GpuContext) -> Result<Self> {
+        Self::on_cpu(net, params)?.into_gpu(ctx)
+    }
+
+    /// Moves the engine, with its state, onto the GPU of `ctx`.
+    fn into_gpu(mut self, ctx: GpuContext) -> Result<Self> {
+        if let Exec::Cpu(cpu, _) = &self.exec {
+            let gpu = GpuExecutor::new(ctx, &cpu.buffers, self.block_steps, cpu.step, self.params[0].learning)?;
+            self.exec = Exec::Gpu(Box::new(gpu));
+        }
+        Ok(self)
+    }
+
+    fn on_cpu(net: Network, params: Vec<Params>) -> Result<Self> {
         Params::validate_replicas(&params, &net)?;
         let replicas = params.len();
         let (n, e) = (net.n(), net.n_edges());
@@ -57,42 +161,14 @@ impl Engine {
         if replicas.checked_mul(e).is_none_or(|v| v >= u32::MAX as usize) {
             return Err(too_big("edges", e));
         }
-        let kernel_params = KernelParams {
-            n: n as u32,
-            d: net.d() as u32,
-            n_edges: e as u32,
-            replicas: replicas as u32,
-            n_out: net.outputs().len() as u32,
-            activation: params[0].activation.code(),
-            trace_width: (TRACE_FIXED + net.outputs().len()) as u32,
-            tau: params[0].tau,
-            ..Default::default()
-        };
-        let buffers = Buffers {
-            params: kernel_params,
-            replica: params.iter().map(|p| ReplicaParams { q: p.q, r: p.r, r_w: p.r_w, theta: p.theta }).collect(),
-            c: params.iter().flat_map(|p| p.c.per_neuron(&net)).collect(),
-            row_ptr: net.row_ptr().to_vec(),
-            edge_src: net.edge_src().to_vec(),
-            edge_dst: net.edge_dst().to_vec(),
-            out_ptr: net.out_ptr().to_vec(),
-            out_edge: net.out_edge().to_vec(),
-            outputs: net.outputs().to_vec(),
-            out_slot: net.output_slots(),
-            x: [vec![0.0; replicas * n], vec![0.0; replicas * n]],
-            p: vec![0.0; replicas * n],
-            w: net.initial_weights().repeat(replicas),
-            pw: vec![0.0; replicas * e],
-            e_hat: vec![0.0; replicas * n],
-            h: vec![0.0; replicas * n],
-            ..Default::default()
-        };
+        let buffers = initial_buffers(&net, &params);
+        let kernel_params = buffers.params;
         let learning = params[0].learning;
         Ok(Engine {
             net,
             params,
             kernel_params,
-            exec: CpuExecutor::new(buffers, 0, learning),
+            exec: Exec::Cpu(CpuExecutor::new(buffers, 0, learning), VecDeque::new()),
             record_every: 1,
             block_steps: DEFAULT_BLOCK_STEPS,
         })
@@ -115,7 +191,65 @@ impl Engine {
 
     /// Steps taken so far.
     pub fn step(&self) -> u64 {
-        self.exec.step
+        self.exec.step()
+    }
+
+    /// `"cpu"`, or `"gpu"` with the adapter's description where known.
+    pub fn backend_description(&self) -> String {
+        match &self.exec {
+            Exec::Cpu(..) => "cpu".into(),
+            Exec::Gpu(g) => match &g.context().adapter {
+                Some(info) => format!("gpu: {}", crate::gpu::describe(info)),
+                None => "gpu: caller's device".into(),
+            },
+        }
+    }
+
+    /// Which backend runs the steps ([`Backend::Cpu`] or [`Backend::Gpu`]).
+    pub fn backend(&self) -> Backend {
+        match self.exec {
+            Exec::Cpu(..) => Backend::Cpu,
+            Exec::Gpu(_) => Backend::Gpu,
+        }
+    }
+
+    /// The GPU buffers (state, weights, costates), for applications that draw them; `None`
+    /// on the CPU backend. Step `n` reads `x[n % 2]`: the current state is
+    /// `x[engine.step() % 2]`.
+    pub fn gpu_buffers(&self) -> Option<&GpuBuffers> {
+        match &self.exec {
+            Exec::Gpu(g) => Some(g.buffers()),
+            Exec::Cpu(..) => None,
+        }
+    }
+
+    /// Records the next `steps` steps into the caller's `encoder` without submitting
+    /// (GPU backend only; at most the block size, see [`Engine::set_block_steps`]). The
+    /// streams are evaluated now and uploaded through the queue, so they take effect at the
+    /// caller's next submission; nothing is recorded into the trace. The engine counts the
+    /// steps as taken: submit the encoder before recording or running further steps.
+    pub fn record_steps(
+        &mut self,
+        encoder: &mut wgpu::CommandEncoder,
+        steps: usize,
+        streams: &mut [Streams],
+    ) -> Result<()> {
+        self.check_streams(streams)?;
+        if steps > self.block_steps {
+            return Err(Error::param("steps", steps, format!("at most the block size, {}", self.block_steps)));
+        }
+        let (mut block, _) = self.prepare_block(steps, streams)?;
+        for s in &mut block.steps {
+            s.record_row = NO_RECORD;
+        }
+        block.records = 0;
+        match &mut self.exec {
+            Exec::Gpu(g) => {
+                g.encode_block(encoder, &block, None);
+                Ok(())
+            }
+            Exec::Cpu(..) => Err(Error::NeedsGpu("record_steps")),
+        }
     }
 
     /// The current time `step * tau` (computed in f64).
@@ -132,37 +266,81 @@ impl Engine {
         Ok(())
     }
 
-    /// Steps per block: how many steps' inputs are prepared and run at once.
+    /// Steps per block: how many steps' inputs are prepared, run and read back at once
+    /// (default [`DEFAULT_BLOCK_STEPS`]). On the GPU a larger block than the buffers hold
+    /// rebuilds them, keeping the state.
     pub fn set_block_steps(&mut self, steps: usize) -> Result<()> {
         if steps == 0 {
             return Err(Error::param("block_steps", steps, "an integer >= 1"));
+        }
+        if let Exec::Gpu(g) = &mut self.exec
+            && steps > g.capacity()
+        {
+            let [x, p, w, pw] = g.read_state()?;
+            let mut b = initial_buffers(&self.net, &self.params);
+            let step = g.step;
+            b.x[(step % 2) as usize] = x;
+            (b.p, b.w, b.pw) = (p, w, pw);
+            let bigger = GpuExecutor::new(g.context().clone(), &b, steps, step, self.params[0].learning)?;
+            **g = bigger;
         }
         self.block_steps = steps;
         Ok(())
     }
 
-    /// A snapshot of the full state.
-    pub fn state(&self) -> State {
-        let b = &self.exec.buffers;
-        State {
-            step: self.exec.step,
-            replicas: self.replicas(),
-            x: b.x[(self.exec.step % 2) as usize].clone(),
-            p: b.p.clone(),
-            w: b.w.clone(),
-            pw: b.pw.clone(),
+    /// A snapshot of the full state (on the GPU: read back, waiting for the steps in flight).
+    pub fn state(&mut self) -> Result<State> {
+        let step = self.step();
+        let replicas = self.replicas();
+        match &mut self.exec {
+            Exec::Cpu(cpu, _) => {
+                let b = &cpu.buffers;
+                Ok(State {
+                    step,
+                    replicas,
+                    x: b.x[(step % 2) as usize].clone(),
+                    p: b.p.clone(),
+                    w: b.w.clone(),
+                    pw: b.pw.clone(),
+                })
+            }
+            Exec::Gpu(g) => {
+                let [x, p, w, pw] = g.read_state()?;
+                Ok(State { step, replicas, x, p, w, pw })
+            }
+        }
+    }
+
+    /// The messages `e_hat_i = c_i sigma'(a_i) p_i` and the state powers
+    /// `h_i = p_i c_i (sigma(a_i) - x_i)` computed by the last step (from the state before
+    /// it), `[replica][neuron]`: the local learning signal each synapse `j -> i` used.
+    pub fn last_messages(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
+        match &mut self.exec {
+            Exec::Cpu(cpu, _) => Ok((cpu.buffers.e_hat.clone(), cpu.buffers.h.clone())),
+            Exec::Gpu(g) => {
+                let [e_hat, h] = g.read_messages()?;
+                Ok((e_hat, h))
+            }
         }
     }
 
     /// Replaces the full state (sizes and finiteness are checked first; on error nothing changes).
     pub fn set_state(&mut self, state: &State) -> Result<()> {
         state.check(self.replicas(), self.net.n(), self.net.n_edges())?;
-        let b = &mut self.exec.buffers;
-        b.x[(state.step % 2) as usize].clone_from(&state.x);
-        b.p.clone_from(&state.p);
-        b.w.clone_from(&state.w);
-        b.pw.clone_from(&state.pw);
-        self.exec.step = state.step;
+        match &mut self.exec {
+            Exec::Cpu(cpu, _) => {
+                let b = &mut cpu.buffers;
+                b.x[(state.step % 2) as usize].clone_from(&state.x);
+                b.p.clone_from(&state.p);
+                b.w.clone_from(&state.w);
+                b.pw.clone_from(&state.pw);
+                cpu.step = state.step;
+            }
+            Exec::Gpu(g) => {
+                g.step = state.step;
+                g.write_state(&state.x, &state.p, &state.w, &state.pw);
+            }
+        }
         Ok(())
     }
 
@@ -180,26 +358,51 @@ impl Engine {
     ) -> Result<Trace> {
         self.check_streams(streams)?;
         let mut trace = Trace::new(self.replicas(), self.net.outputs().len());
-        let mut done = 0;
-        while done < steps {
-            let len = (steps - done).min(self.block_steps as u64) as usize;
-            let (block, mut part) = self.prepare_block(len, streams)?;
-            let rows = self.exec.run_block(&block);
+        // Block b + 1 is prepared and submitted before block b's trace is collected, so on
+        // the GPU the host evaluates streams and reads traces while the device computes.
+        let mut in_flight: VecDeque<(Trace, u64)> = VecDeque::new();
+        let mut submitted = 0;
+        while submitted < steps || !in_flight.is_empty() {
+            if submitted < steps && in_flight.len() < 2 {
+                let len = (steps - submitted).min(self.block_steps as u64) as usize;
+                let (block, part) = self.prepare_block(len, streams)?;
+                self.exec.submit(&block)?;
+                submitted += len as u64;
+                in_flight.push_back((part, submitted));
+                if in_flight.len() < 2 && submitted < steps {
+                    continue;
+                }
+            }
+            let (mut part, done) = in_flight.pop_front().expect("a block is in flight");
+            let rows = self.exec.collect()?;
             self.unpack_trace(&rows, &mut part)?;
             trace.append(part);
-            done += len as u64;
             progress(done);
         }
+        self.check_state()?;
         Ok(trace)
+    }
+
+    /// The run's last guard: a state that turned non-finite after the last recorded step
+    /// (or between sparse records) is an error, never an `Ok`.
+    fn check_state(&mut self) -> Result<()> {
+        let state = self.state()?;
+        for (quantity, values) in [("x", &state.x), ("p", &state.p), ("w", &state.w), ("pw", &state.pw)] {
+            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+                let per = values.len() / state.replicas;
+                return Err(Error::Diverged { quantity, value: values[k], step: state.step, replica: k / per });
+            }
+        }
+        Ok(())
     }
 
     fn check_streams(&self, streams: &[Streams]) -> Result<()> {
         if streams.len() != self.replicas() {
-            return Err(Error::Stream {
-                stream: "streams",
-                replica: streams.len(),
-                message: format!("{} stream sets given for {} replicas", streams.len(), self.replicas()),
-            });
+            return Err(Error::param(
+                "streams",
+                format!("{} stream sets", streams.len()),
+                format!("one set of streams per replica ({})", self.replicas()),
+            ));
         }
         let (inputs, n_out) = (self.net.inputs(), self.net.outputs().len());
         for (r, s) in streams.iter().enumerate() {
@@ -225,7 +428,7 @@ impl Engine {
     /// columns of the trace (step, t, sign, targets, masks) for the recorded steps.
     fn prepare_block(&self, len: usize, streams: &mut [Streams]) -> Result<(Block, Trace)> {
         let (replicas, d, n_in, n_out) = (self.replicas(), self.net.d(), self.net.inputs(), self.net.outputs().len());
-        let first = self.exec.step;
+        let first = self.step();
         let tau = self.params[0].tau as f64;
         let policy = self.params[0].policy;
         let mut block = Block {
@@ -300,6 +503,41 @@ impl Engine {
             part.outputs.extend_from_slice(&row[TRACE_FIXED..]);
         }
         Ok(())
+    }
+}
+
+/// The CPU buffers of a fresh engine: the network's index arrays and initial weights
+/// (repeated per replica), zero states and costates, the replicas' parameters.
+fn initial_buffers(net: &Network, params: &[Params]) -> Buffers {
+    let (replicas, n, e) = (params.len(), net.n(), net.n_edges());
+    Buffers {
+        params: KernelParams {
+            n: n as u32,
+            d: net.d() as u32,
+            n_edges: e as u32,
+            replicas: replicas as u32,
+            n_out: net.outputs().len() as u32,
+            activation: params[0].activation.code(),
+            trace_width: (TRACE_FIXED + net.outputs().len()) as u32,
+            tau: params[0].tau,
+            ..Default::default()
+        },
+        replica: params.iter().map(|p| ReplicaParams { q: p.q, r: p.r, r_w: p.r_w, theta: p.theta }).collect(),
+        c: params.iter().flat_map(|p| p.c.per_neuron(net)).collect(),
+        row_ptr: net.row_ptr().to_vec(),
+        edge_src: net.edge_src().to_vec(),
+        edge_dst: net.edge_dst().to_vec(),
+        out_ptr: net.out_ptr().to_vec(),
+        out_edge: net.out_edge().to_vec(),
+        outputs: net.outputs().to_vec(),
+        out_slot: net.output_slots(),
+        x: [vec![0.0; replicas * n], vec![0.0; replicas * n]],
+        p: vec![0.0; replicas * n],
+        w: net.initial_weights().repeat(replicas),
+        pw: vec![0.0; replicas * e],
+        e_hat: vec![0.0; replicas * n],
+        h: vec![0.0; replicas * n],
+        ..Default::default()
     }
 }
 

@@ -35,7 +35,8 @@ pub enum Error {
          try a smaller tau, c tau, a larger theta, or another sign policy"
     )]
     Diverged {
-        /// The recorded quantity that became non-finite (`loss`, `lagrangian`, `hamiltonian`).
+        /// What became non-finite: a recorded `loss`, `lagrangian` or `hamiltonian`, or the
+        /// state `x`, `p`, `w` or `pw` at the end of a run.
         quantity: &'static str,
         /// Its value (NaN or infinity).
         value: f32,
@@ -52,6 +53,38 @@ pub enum Error {
         /// What was wrong, with the line where there is one.
         message: String,
     },
+    /// No GPU adapter was found (or none matched `WGPU_ADAPTER_NAME`).
+    #[error("no GPU adapter found{0}")]
+    NoAdapter(String),
+    /// The GPU device could not be created, or was lost.
+    #[error("GPU device: {0}")]
+    Device(String),
+    /// A buffer or dispatch exceeds a limit of the device.
+    #[error(
+        "{what} needs {asked} but the device allows {limit} (limit `{limit_name}`); use fewer replicas, \
+         a smaller network or block, or a device with larger limits"
+    )]
+    Limit {
+        /// What was being sized (`weights buffer`, `state_step dispatch`...).
+        what: String,
+        /// The amount asked for.
+        asked: u64,
+        /// The device's limit.
+        limit: u64,
+        /// The wgpu limit's name.
+        limit_name: &'static str,
+    },
+    /// A wgpu validation or out-of-memory error, with the kernel or operation it came from.
+    #[error("GPU error in `{kernel}`: {message}")]
+    Gpu {
+        /// The kernel's stem or the operation (`upload`, `readback`...).
+        kernel: String,
+        /// wgpu's description.
+        message: String,
+    },
+    /// The call needs the GPU backend but the engine runs on the CPU.
+    #[error("`{0}` needs the GPU backend; this engine runs on the CPU")]
+    NeedsGpu(&'static str),
     /// An I/O error, with the path it concerns.
     #[error("{path}: {source}")]
     Io {

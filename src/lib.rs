@@ -15,7 +15,7 @@ pub mod rng;
 pub mod signal;
 pub mod state;
 
-pub use engine::Engine;
+pub use engine::{Backend, Engine};
 pub use error::{Error, Result};
 pub use network::{Init, Network, NetworkSpec, Topology};
 pub use params::{Activation, Params, Policy, Speed};

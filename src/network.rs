@@ -172,44 +172,52 @@ pub const NOT_OUTPUT: u32 = u32::MAX;
 
 impl Network {
     /// Builds the network a spec describes, validating every index.
+    ///
+    /// Sizes are checked before anything is allocated: a network with no non-input neurons,
+    /// or whose neuron or edge count does not fit 32-bit indices (or overflows `usize`), is an
+    /// [`Error::Network`], never a panic or an attempt to allocate the edge list.
     pub fn build(spec: &NetworkSpec) -> Result<Network> {
         let bias = usize::from(spec.bias);
-        let mut rng = Rng::new(spec.seed);
-        let (inputs, neurons, mut edges, layers) = match &spec.topology {
+        let (inputs, neurons) = match &spec.topology {
             Topology::Layered { sizes } => {
                 if sizes.len() < 2 || sizes[1..].contains(&0) {
                     return Err(Error::Network(format!(
                         "layered sizes {sizes:?}: need an input layer and at least one non-empty layer after it"
                     )));
                 }
-                let d = sizes[0] + bias;
-                let mut edges = Vec::new();
-                let mut start_prev = 0; // the input layer starts at 0
-                let mut start = d;
-                for l in 1..sizes.len() {
-                    let prev_len = if l == 1 { sizes[0] } else { sizes[l - 1] };
-                    for i in start..start + sizes[l] {
-                        for j in start_prev..start_prev + prev_len {
-                            edges.push((j, i));
-                        }
-                    }
-                    start_prev = start;
-                    start += sizes[l];
-                }
-                (sizes[0], sizes[1..].iter().sum(), edges, Some(sizes.clone()))
+                let Some(neurons) = sizes[1..].iter().try_fold(0usize, |acc, &s| acc.checked_add(s)) else {
+                    return Err(Error::Network(format!(
+                        "layered sizes {sizes:?}: more than {} non-input neurons do not fit 32-bit indices",
+                        usize::MAX
+                    )));
+                };
+                (sizes[0], neurons)
             }
-            Topology::FullyConnected { inputs, neurons, self_loops } => {
-                let d = inputs + bias;
-                let mut edges = Vec::new();
-                for i in d..d + neurons {
-                    edges.extend((0..*inputs).map(|j| (j, i)));
-                    edges.extend((d..d + neurons).filter(|&j| *self_loops || j != i).map(|j| (j, i)));
-                }
-                (*inputs, *neurons, edges, None)
+            Topology::FullyConnected { inputs, neurons, .. }
+            | Topology::RandomSparse { inputs, neurons, .. }
+            | Topology::Edges { inputs, neurons, .. } => (*inputs, *neurons),
+        };
+        if neurons == 0 {
+            return Err(Error::Network("the network has no non-input neurons".into()));
+        }
+        let Some(n) = inputs.checked_add(bias).and_then(|d| d.checked_add(neurons)) else {
+            return Err(Error::Network(format!(
+                "{inputs} inputs + {bias} bias + {neurons} non-input neurons overflow usize: the neurons do not fit \
+                 32-bit indices"
+            )));
+        };
+        let d = inputs + bias; // <= n, so no overflow
+
+        // The edge count, before any edge is made: explicit edges plus one bias edge per neuron.
+        // `inputs + neurons <= n` does not overflow and `neurons >= 1` from here on.
+        let explicit = match &spec.topology {
+            Topology::Layered { sizes } => {
+                sizes.windows(2).try_fold(0usize, |acc, w| w[0].checked_mul(w[1]).and_then(|e| e.checked_add(acc)))
             }
-            Topology::RandomSparse { inputs, neurons, fan_in, self_loops } => {
-                let d = inputs + bias;
-                let n = d + neurons;
+            Topology::FullyConnected { self_loops, .. } => {
+                neurons.checked_mul(inputs + neurons - usize::from(!self_loops))
+            }
+            Topology::RandomSparse { fan_in, self_loops, .. } => {
                 let pool = inputs + neurons - usize::from(!self_loops);
                 if *fan_in > pool {
                     return Err(Error::param(
@@ -218,8 +226,47 @@ impl Network {
                         format!("at most {pool} (the number of possible parents)"),
                     ));
                 }
-                let mut edges = Vec::new();
-                let candidates: Vec<usize> = (0..*inputs).chain(d..n).collect();
+                neurons.checked_mul(*fan_in)
+            }
+            Topology::Edges { edges, .. } => Some(edges.len()),
+        };
+        let e = match explicit.and_then(|e| e.checked_add(bias * neurons)) {
+            Some(e) if n < u32::MAX as usize && e < u32::MAX as usize => e,
+            e => {
+                let e = e.map_or_else(|| format!("more than {}", usize::MAX), |e| e.to_string());
+                return Err(Error::Network(format!("{n} neurons and {e} edges do not fit 32-bit indices")));
+            }
+        };
+
+        let mut rng = Rng::new(spec.seed);
+        let mut edges = match &spec.topology {
+            Topology::Layered { sizes } => {
+                let mut edges = Vec::with_capacity(e);
+                let mut start_prev = 0; // the input layer starts at 0
+                let mut start = d;
+                for l in 1..sizes.len() {
+                    let prev_len = sizes[l - 1];
+                    for i in start..start + sizes[l] {
+                        for j in start_prev..start_prev + prev_len {
+                            edges.push((j, i));
+                        }
+                    }
+                    start_prev = start;
+                    start += sizes[l];
+                }
+                edges
+            }
+            Topology::FullyConnected { self_loops, .. } => {
+                let mut edges = Vec::with_capacity(e);
+                for i in d..n {
+                    edges.extend((0..inputs).map(|j| (j, i)));
+                    edges.extend((d..n).filter(|&j| *self_loops || j != i).map(|j| (j, i)));
+                }
+                edges
+            }
+            Topology::RandomSparse { fan_in, self_loops, .. } => {
+                let mut edges = Vec::with_capacity(e);
+                let candidates: Vec<usize> = (0..inputs).chain(d..n).collect();
                 for i in d..n {
                     // Partial Fisher-Yates over the candidates: `fan_in` distinct parents.
                     let mut c: Vec<usize> = candidates.iter().copied().filter(|&j| *self_loops || j != i).collect();
@@ -229,15 +276,18 @@ impl Network {
                         edges.push((c[k], i));
                     }
                 }
-                (*inputs, *neurons, edges, None)
+                edges
             }
-            Topology::Edges { inputs, neurons, edges } => (*inputs, *neurons, edges.clone(), None),
+            Topology::Edges { edges, .. } => {
+                let mut all = Vec::with_capacity(e);
+                all.extend_from_slice(edges);
+                all
+            }
         };
-        let d = inputs + bias;
-        let n = d + neurons;
-        if neurons == 0 {
-            return Err(Error::Network("the network has no non-input neurons".into()));
-        }
+        let layers = match &spec.topology {
+            Topology::Layered { sizes } => Some(sizes.clone()),
+            _ => None,
+        };
         for &(j, i) in &edges {
             if j >= n || i >= n {
                 return Err(Error::Network(format!("edge ({j} -> {i}) names a neuron outside 0..{n}")));
@@ -253,12 +303,17 @@ impl Network {
         }
         edges.sort_unstable_by_key(|&(j, i)| (i, j));
         if let Some(w) = edges.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::Network(format!("duplicate edge ({} -> {})", w[0].0, w[0].1)));
+            let (j, i) = w[0];
+            return Err(Error::Network(if spec.bias && j == inputs {
+                format!(
+                    "duplicate edge ({j} -> {i}): neuron {j} is the bias neuron, which `bias` already connects \
+                     to every non-input neuron; drop the explicit edge or turn `bias` off"
+                )
+            } else {
+                format!("duplicate edge ({j} -> {i})")
+            }));
         }
-        let e = edges.len();
-        if n >= u32::MAX as usize || e >= u32::MAX as usize {
-            return Err(Error::Network(format!("{n} neurons and {e} edges do not fit 32-bit indices")));
-        }
+        debug_assert_eq!(edges.len(), e, "the edge count computed up front");
 
         let mut row_ptr = vec![0u32; n + 1];
         let mut out_ptr = vec![0u32; n + 1];

@@ -7,6 +7,7 @@
 use std::f64::consts::TAU;
 use std::sync::Arc;
 
+use crate::error::{Error, Result};
 use crate::rng::Rng;
 
 /// A stream of `dim()` values per step.
@@ -107,8 +108,19 @@ pub struct PatchedCosines {
 
 impl PatchedCosines {
     /// Patches of length between `min_len` and `max_len` time units, drawn from `seed`.
-    pub fn new(seed: u64, min_len: f64, max_len: f64) -> Self {
-        PatchedCosines { rng: Rng::new(seed), min_len, max_len, patches: Vec::new() }
+    ///
+    /// Both lengths must be finite and `> 0`, with `min_len <= max_len`; otherwise an
+    /// [`Error::Param`] names the offending one.
+    pub fn new(seed: u64, min_len: f64, max_len: f64) -> Result<Self> {
+        for (field, len) in [("min_len", min_len), ("max_len", max_len)] {
+            if !(len.is_finite() && len > 0.0) {
+                return Err(Error::param(field, len, "a finite patch length > 0"));
+            }
+        }
+        if min_len > max_len {
+            return Err(Error::param("max_len", max_len, format!("at least `min_len` = {min_len}")));
+        }
+        Ok(PatchedCosines { rng: Rng::new(seed), min_len, max_len, patches: Vec::new() })
     }
 
     /// The value at time `t >= 0` (patches before `t` are kept, so any `t` may be asked).
@@ -167,9 +179,25 @@ pub struct HeldSamples {
 }
 
 impl HeldSamples {
-    /// `rows` holds `rows.len() / dim` rows of `dim` values; `hold >= 1`.
-    pub fn new(rows: Arc<Vec<f32>>, dim: usize, hold: u64, order: Order) -> Self {
-        HeldSamples { rows, dim, hold: hold.max(1), order, pass: None }
+    /// `rows` holds `rows.len() / dim` rows of `dim` values, each shown for `hold` steps.
+    ///
+    /// Needs `dim >= 1`, at least one row, `rows.len()` a multiple of `dim`, and `hold >= 1`;
+    /// otherwise an [`Error::Param`] names `dim`, `rows` or `hold`.
+    pub fn new(rows: Arc<Vec<f32>>, dim: usize, hold: u64, order: Order) -> Result<Self> {
+        if dim == 0 {
+            return Err(Error::param("dim", dim, "at least 1 value per row"));
+        }
+        if rows.is_empty() || !rows.len().is_multiple_of(dim) {
+            return Err(Error::param(
+                "rows",
+                format!("{} values", rows.len()),
+                format!("at least one row, and a whole number of rows of `dim` = {dim} values"),
+            ));
+        }
+        if hold == 0 {
+            return Err(Error::param("hold", hold, "at least 1 step per row"));
+        }
+        Ok(HeldSamples { rows, dim, hold, order, pass: None })
     }
 
     /// Number of rows.
@@ -269,13 +297,13 @@ mod tests {
 
     #[test]
     fn patched_cosines_are_seeded_and_order_independent() {
-        let mut a = PatchedCosines::new(7, 5.0, 20.0);
-        let mut b = PatchedCosines::new(7, 5.0, 20.0);
+        let mut a = PatchedCosines::new(7, 5.0, 20.0).unwrap();
+        let mut b = PatchedCosines::new(7, 5.0, 20.0).unwrap();
         let forward: Vec<f64> = (0..2000).map(|k| a.value(k as f64 * 0.1)).collect();
         let backward: Vec<f64> = (0..2000).rev().map(|k| b.value(k as f64 * 0.1)).collect();
         let backward: Vec<f64> = backward.into_iter().rev().collect();
         assert_eq!(forward, backward);
-        let mut c = PatchedCosines::new(8, 5.0, 20.0);
+        let mut c = PatchedCosines::new(8, 5.0, 20.0).unwrap();
         assert!((0..2000).any(|k| c.value(k as f64 * 0.1) != forward[k]));
         assert!(forward.iter().all(|v| v.abs() <= 1.0));
     }
@@ -283,10 +311,10 @@ mod tests {
     #[test]
     fn held_samples_hold_each_row_and_shuffle_per_pass() {
         let rows = Arc::new((0..10).map(|v| v as f32).collect::<Vec<_>>());
-        let mut s = HeldSamples::new(rows.clone(), 1, 3, Order::Sequential);
+        let mut s = HeldSamples::new(rows.clone(), 1, 3, Order::Sequential).unwrap();
         let seen: Vec<usize> = (0..12).map(|n| s.row_at(n)).collect();
         assert_eq!(seen, [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]);
-        let mut sh = HeldSamples::new(rows, 1, 1, Order::Shuffled { seed: 3 });
+        let mut sh = HeldSamples::new(rows, 1, 1, Order::Shuffled { seed: 3 }).unwrap();
         let pass0: Vec<usize> = (0..10).map(|n| sh.row_at(n)).collect();
         let pass1: Vec<usize> = (10..20).map(|n| sh.row_at(n)).collect();
         let mut sorted = pass0.clone();

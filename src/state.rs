@@ -30,19 +30,18 @@ impl State {
         if self.replicas != replicas {
             return Err(Error::State(format!("{} replicas, the engine has {replicas}", self.replicas)));
         }
-        for (name, v, want) in [("x", &self.x, n), ("p", &self.p, n), ("w", &self.w, e), ("pw", &self.pw, e)] {
-            if v.len() != replicas * want {
-                return Err(Error::State(format!(
-                    "`{name}` has {} values, want {replicas} x {want} = {}",
-                    v.len(),
-                    replicas * want
-                )));
-            }
+        for (name, v, want) in self.fields(n, e) {
+            check_len(name, v, replicas, want)?;
             if let Some(k) = v.iter().position(|a| !a.is_finite()) {
                 return Err(Error::State(format!("`{name}[{k}]` is {}, not finite", v[k])));
             }
         }
         Ok(())
+    }
+
+    /// Each vector with its name and its length per replica.
+    fn fields(&self, n: usize, e: usize) -> [(&'static str, &[f32], usize); 4] {
+        [("x", &self.x, n), ("p", &self.p, n), ("w", &self.w, e), ("pw", &self.pw, e)]
     }
 
     /// `x` of one replica.
@@ -68,6 +67,16 @@ impl State {
         let e = self.pw.len() / self.replicas;
         &self.pw[replica * e..(replica + 1) * e]
     }
+}
+
+/// Checks that the state vector `name` holds `replicas x want` values.
+fn check_len(name: &str, v: &[f32], replicas: usize, want: usize) -> Result<()> {
+    let total = replicas.checked_mul(want);
+    if total != Some(v.len()) {
+        let total = total.map_or_else(|| "more than usize::MAX".to_string(), |t| t.to_string());
+        return Err(Error::State(format!("`{name}` has {} values, want {replicas} x {want} = {total}", v.len())));
+    }
+    Ok(())
 }
 
 /// The records of the recorded steps of a run: one row per recorded step, each with a value
@@ -166,8 +175,47 @@ pub struct LocalSignals {
 impl State {
     /// Evaluates [`LocalSignals`] at this state, with `inputs` (`[replica][net.inputs()]`)
     /// as the values of the input neurons (the bias is 1), using the kernels' closed forms.
-    pub fn local_signals(&self, net: &crate::Network, params: &[crate::Params], inputs: &[f32]) -> LocalSignals {
+    ///
+    /// `params` holds one parameter set per replica. An [`Error::Param`] names `params`,
+    /// `params[r].c` or `inputs` when their sizes do not fit, and an [`Error::State`] the
+    /// state's own vectors when they do not fit `net`.
+    pub fn local_signals(
+        &self,
+        net: &crate::Network,
+        params: &[crate::Params],
+        inputs: &[f32],
+    ) -> Result<LocalSignals> {
         let (n, d, ne, n_in) = (net.n(), net.d(), net.n_edges(), net.inputs());
+        if params.len() != self.replicas {
+            return Err(Error::param(
+                "params",
+                format!("{} parameter sets", params.len()),
+                format!("one per replica of the state ({})", self.replicas),
+            ));
+        }
+        for (r, p) in params.iter().enumerate() {
+            if let crate::Speed::PerNeuron(cs) = &p.c
+                && cs.len() != n - d
+            {
+                return Err(Error::param(
+                    format!("params[{r}].c"),
+                    format!("a list of {} speeds", cs.len()),
+                    format!("one speed per non-input neuron ({})", n - d),
+                ));
+            }
+        }
+        let want_inputs = self.replicas.checked_mul(n_in);
+        if want_inputs != Some(inputs.len()) {
+            let want = want_inputs.map_or_else(|| "more than usize::MAX".to_string(), |w| w.to_string());
+            return Err(Error::param(
+                "inputs",
+                format!("{} values", inputs.len()),
+                format!("{} replicas x {n_in} external inputs = {want} values", self.replicas),
+            ));
+        }
+        for (name, v, want) in self.fields(n, ne) {
+            check_len(name, v, self.replicas, want)?;
+        }
         let mut e_hat = vec![0.0f32; self.replicas * n];
         let mut grad = vec![0.0f32; self.replicas * ne];
         for (r, p) in params.iter().enumerate().take(self.replicas) {
@@ -192,6 +240,6 @@ impl State {
                 grad[r * ne + e] = e_hat[r * n + net.edge_dst()[e] as usize] * value(net.edge_src()[e] as usize);
             }
         }
-        LocalSignals { e_hat, grad }
+        Ok(LocalSignals { e_hat, grad })
     }
 }

@@ -30,10 +30,10 @@ fn million_step_stream_with_dissipation_stays_finite() {
         let mut engine = tracking_engine(3, Params { policy, ..tracking_params(100.0, theta) });
         engine.set_record_every(1000).unwrap();
         engine.set_block_steps(4096).unwrap();
-        let trace = engine.run(1_000_000, &mut [Streams::new(PatchedCosines::new(5, 5.0, 20.0))]).unwrap();
+        let trace = engine.run(1_000_000, &mut [Streams::new(PatchedCosines::new(5, 5.0, 20.0).unwrap())]).unwrap();
         assert_eq!(trace.rows(), 1000);
         assert_eq!(engine.step(), 1_000_000);
-        let s = engine.state();
+        let s = engine.state().unwrap();
         let all = s.x.iter().chain(&s.p).chain(&s.w).chain(&s.pw);
         assert!(all.clone().all(|v| v.is_finite()), "{policy:?}: non-finite state after 10^6 steps");
         assert!(trace.lagrangian.iter().chain(&trace.hamiltonian).all(|v| v.is_finite()));
@@ -46,8 +46,8 @@ fn million_step_stream_with_dissipation_stays_finite() {
 fn same_seed_gives_bit_identical_runs() {
     let run = |seed: u64| {
         let mut engine = tracking_engine(seed, tracking_params(100.0, 2.0));
-        let trace = engine.run(3000, &mut [Streams::new(PatchedCosines::new(seed, 5.0, 20.0))]).unwrap();
-        (trace, engine.state())
+        let trace = engine.run(3000, &mut [Streams::new(PatchedCosines::new(seed, 5.0, 20.0).unwrap())]).unwrap();
+        (trace, engine.state().unwrap())
     };
     let (t1, s1) = run(9);
     let (t2, s2) = run(9);
@@ -76,7 +76,7 @@ fn block_size_and_record_interval_do_not_change_the_run() {
     // A second call continues the same stream from step 1234.
     sparse.append(chunked.run(766, &mut stream()).unwrap());
 
-    assert_eq!(chunked.state(), reference.state());
+    assert_eq!(chunked.state().unwrap(), reference.state().unwrap());
     assert_eq!(sparse.rows(), 200);
     for (k, &step) in sparse.step.iter().enumerate() {
         assert_eq!(step, 10 * k as u64);
@@ -91,7 +91,7 @@ fn block_size_and_record_interval_do_not_change_the_run() {
 fn state_round_trips_and_resumes_identically() {
     let mut a = tracking_engine(6, tracking_params(100.0, 2.0));
     a.run(500, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
-    let saved = a.state();
+    let saved = a.state().unwrap();
     let tail_a = a.run(500, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
 
     let mut b = tracking_engine(99, tracking_params(100.0, 2.0)); // other initial weights
@@ -99,5 +99,27 @@ fn state_round_trips_and_resumes_identically() {
     assert_eq!(b.step(), 500);
     let tail_b = b.run(500, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
     assert_eq!(tail_a, tail_b);
-    assert_eq!(a.state(), b.state());
+    assert_eq!(a.state().unwrap(), b.state().unwrap());
+}
+
+#[test]
+fn cpu_replicas_equal_separate_runs_bit_for_bit() {
+    let params: Vec<Params> = [(10.0, 1.0, 50.0), (100.0, 2.0, 40.0), (1000.0, 5.0, 30.0)]
+        .iter()
+        .map(|&(q, theta, c)| Params { c: Speed::Global(c), r_w: 0.5, ..tracking_params(q, theta) })
+        .collect();
+    let net = NetworkSpec::fully_connected(0, 5, true).bias(true).seed(2).build().unwrap();
+    let mut together = Engine::with_replicas(net.clone(), params.clone()).unwrap();
+    let streams = |k: u64| Streams::new(PatchedCosines::new(k, 5.0, 20.0).unwrap());
+    let joint = together.run(2000, &mut [streams(0), streams(1), streams(2)]).unwrap();
+    let joint_state = together.state().unwrap();
+    for (k, p) in params.into_iter().enumerate() {
+        let mut alone = Engine::new(net.clone(), p).unwrap();
+        let trace = alone.run(2000, &mut [streams(k as u64)]).unwrap();
+        let state = alone.state().unwrap();
+        let column: Vec<f32> = (0..joint.rows()).map(|row| joint.outputs[row * 3 + k]).collect();
+        assert_eq!(column, trace.outputs, "replica {k} outputs");
+        assert_eq!(joint_state.w_of(k), &state.w[..], "replica {k} weights");
+        assert_eq!(joint_state.p_of(k), &state.p[..], "replica {k} costates");
+    }
 }

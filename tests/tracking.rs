@@ -72,7 +72,7 @@ fn runs() -> &'static [SeedRuns] {
         SEEDS
             .iter()
             .map(|&seed| {
-                let patched = || Streams::new(PatchedCosines::new(1000 + seed, 5.0, 20.0));
+                let patched = || Streams::new(PatchedCosines::new(1000 + seed, 5.0, 20.0).unwrap());
                 SeedRuns {
                     seed,
                     sinusoid: run(seed, QS.iter().map(|&q| params(q, true)).collect(), sine),

@@ -1,0 +1,365 @@
+//! GPU = CPU: every kernel from identical random states, long contractive runs, the
+//! backprop limit, replicas, embedding in a caller's device, streaming, and the GPU errors.
+//!
+//! Without an adapter these tests print that they skipped; with `LOCALPROP_REQUIRE_GPU=1`
+//! (CI sets it, and installs Mesa's lavapipe) a missing adapter fails them instead.
+
+use localprop::gpu::{GpuContext, pick_adapter, pick_adapter_named};
+use localprop::reference::{Problem, backprop};
+use localprop::rng::Rng;
+use localprop::signal::{Constant, FnSignal, Sinusoid};
+use localprop::{Backend, Engine, Error, Init, Network, NetworkSpec, Params, Policy, Speed, State, Streams};
+
+/// The device for a test, or `None` (printed) when there is no adapter and CI does not
+/// demand one.
+fn gpu() -> Option<GpuContext> {
+    match pick_adapter().and_then(GpuContext::on_adapter) {
+        Ok(ctx) => Some(ctx),
+        Err(e) if std::env::var("LOCALPROP_REQUIRE_GPU").is_ok_and(|v| v == "1") => {
+            panic!("LOCALPROP_REQUIRE_GPU=1 but no GPU: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: no GPU adapter ({e}); set LOCALPROP_REQUIRE_GPU=1 to make this a failure");
+            None
+        }
+    }
+}
+
+/// `|a - b| <= ATOL + RTOL max(|a|, |b|)` for one step from O(1) random states. Both paths
+/// run the same f32 expressions in the same order; they differ by WGSL's `exp` (at most
+/// `3 + 2|x|` ULP, so ~1e-6 relative at the pre-activations used here), by FMA contraction
+/// of `a += w x` and `x + tau (s dx)` on the GPU (half an ULP per operation), and by the
+/// gathers' sums, which add up to `fan_in` such ULPs. 1e-5 covers a fan-in of 64 with margin.
+const RTOL: f32 = 1e-5;
+const ATOL: f32 = 1e-6;
+
+fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+    let bad: Vec<(usize, f32, f32)> = gpu
+        .iter()
+        .zip(cpu)
+        .enumerate()
+        .filter(|(_, (a, b))| (*a - *b).abs().is_nan() || (*a - *b).abs() > atol + rtol * a.abs().max(b.abs()))
+        .map(|(i, (a, b))| (i, *a, *b))
+        .take(5)
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{what}: GPU and CPU differ beyond atol {atol:e} rtol {rtol:e}; first (index, gpu, cpu): {bad:?}"
+    );
+}
+
+/// Networks of every kind the engine accepts: layered, recurrent with self-loops, random sparse.
+fn networks() -> Vec<Network> {
+    vec![
+        NetworkSpec::layered(&[7, 33, 5]).bias(true).seed(1).build().unwrap(),
+        NetworkSpec::fully_connected(3, 9, true).bias(true).outputs(vec![5, 8]).seed(2).build().unwrap(),
+        NetworkSpec::random_sparse(16, 150, 12, true).bias(true).outputs(vec![20, 90, 166]).seed(3).build().unwrap(),
+    ]
+}
+
+/// Three replicas with different `q, r, r_w, theta, c`, HSF so that both signs occur.
+fn replica_params(net: &Network) -> Vec<Params> {
+    (0..3)
+        .map(|k| Params {
+            c: Speed::PerNeuron((0..net.n() - net.d()).map(|i| 2.0 + ((i + k) % 7) as f32).collect()),
+            tau: 0.1,
+            q: 1.0 + k as f32,
+            r: 0.5 + 0.25 * k as f32,
+            r_w: 0.1 * k as f32,
+            theta: 0.5 * k as f32,
+            policy: Policy::HsfEveryStep,
+            ..Params::default()
+        })
+        .collect()
+}
+
+fn random_state(net: &Network, replicas: usize, seed: u64) -> State {
+    let mut rng = Rng::new(seed);
+    let mut v = |len: usize| (0..len).map(|_| rng.range(-1.0, 1.0) as f32).collect::<Vec<_>>();
+    let (n, e) = (net.n(), net.n_edges());
+    State { step: 0, replicas, x: v(replicas * n), p: v(replicas * n), w: v(replicas * e), pw: v(replicas * e) }
+}
+
+fn random_streams(net: &Network, replicas: usize, seed: u64) -> Vec<Streams> {
+    let mut rng = Rng::new(seed);
+    (0..replicas)
+        .map(|_| {
+            let u: Vec<f32> = (0..net.inputs()).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            let z: Vec<f32> = (0..net.outputs().len()).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+            Streams::new(Constant(z)).with_input(Constant(u))
+        })
+        .collect()
+}
+
+/// One step on both backends from the same random state: `(gpu, cpu)` engines after it,
+/// and the one-row traces.
+fn one_step(ctx: &GpuContext, net: &Network, seed: u64) -> [(Engine, localprop::Trace); 2] {
+    let params = replica_params(net);
+    let state = random_state(net, params.len(), seed);
+    let mut out = Vec::new();
+    for on_gpu in [true, false] {
+        let mut engine = if on_gpu {
+            Engine::with_context(net.clone(), params.clone(), ctx.clone()).unwrap()
+        } else {
+            Engine::with_replicas(net.clone(), params.clone()).unwrap()
+        };
+        engine.set_state(&state).unwrap();
+        let trace = engine.run(1, &mut random_streams(net, params.len(), seed)).unwrap();
+        out.push((engine, trace));
+    }
+    let cpu = out.pop().unwrap();
+    let gpu = out.pop().unwrap();
+    [gpu, cpu]
+}
+
+#[test]
+fn state_step_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    for (k, net) in networks().iter().enumerate() {
+        let [(mut g, _), (mut c, _)] = one_step(&ctx, net, 10 + k as u64);
+        let (gs, cs) = (g.state().unwrap(), c.state().unwrap());
+        assert_close("x after state_step", &gs.x, &cs.x, ATOL, RTOL);
+        let (ge, gh) = g.last_messages().unwrap();
+        let (ce, ch) = c.last_messages().unwrap();
+        assert_close("e_hat", &ge, &ce, ATOL, RTOL);
+        assert_close("h", &gh, &ch, ATOL, RTOL);
+    }
+}
+
+#[test]
+fn costate_step_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    for (k, net) in networks().iter().enumerate() {
+        let [(mut g, _), (mut c, _)] = one_step(&ctx, net, 20 + k as u64);
+        assert_close("p after costate_step", &g.state().unwrap().p, &c.state().unwrap().p, ATOL, RTOL);
+    }
+}
+
+#[test]
+fn record_step_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    for (k, net) in networks().iter().enumerate() {
+        let [(_, gt), (_, ct)] = one_step(&ctx, net, 30 + k as u64);
+        assert_eq!(gt.rows(), 1);
+        // The energies sum O(E) terms of size O(1): same order on both paths, FMA aside.
+        assert_close("loss", &gt.loss, &ct.loss, ATOL, RTOL);
+        assert_close("lagrangian", &gt.lagrangian, &ct.lagrangian, ATOL, RTOL);
+        assert_close("hamiltonian", &gt.hamiltonian, &ct.hamiltonian, 1e-4, RTOL);
+        assert_close("outputs", &gt.outputs, &ct.outputs, 0.0, 0.0);
+    }
+}
+
+#[test]
+fn weight_step_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    for (k, net) in networks().iter().enumerate() {
+        let [(mut g, _), (mut c, _)] = one_step(&ctx, net, 40 + k as u64);
+        let (gs, cs) = (g.state().unwrap(), c.state().unwrap());
+        assert_close("w after weight_step", &gs.w, &cs.w, ATOL, RTOL);
+        assert_close("pw after weight_step", &gs.pw, &cs.pw, ATOL, RTOL);
+    }
+}
+
+#[test]
+fn long_contractive_runs_agree() {
+    let Some(ctx) = gpu() else { return };
+    // Reverse-costate with friction, learning on, constant input: the weights settle, so
+    // one-ULP differences are damped rather than amplified.
+    let net = NetworkSpec::layered(&[8, 16, 4]).bias(true).seed(5).build().unwrap();
+    let params = Params { c: Speed::Global(5.0), tau: 0.1, q: 1.0, r: 2.0, r_w: 0.01, theta: 5.0, ..Params::default() };
+    let mut runs = Vec::new();
+    for backend in [Backend::Gpu, Backend::Cpu] {
+        let mut engine = if backend == Backend::Gpu {
+            Engine::with_context(net.clone(), vec![params.clone()], ctx.clone()).unwrap()
+        } else {
+            Engine::new(net.clone(), params.clone()).unwrap()
+        };
+        let trace = engine.run(1500, &mut random_streams(&net, 1, 77)).unwrap();
+        runs.push((trace, engine.state().unwrap()));
+    }
+    let (cpu, gpu) = (runs.pop().unwrap(), runs.pop().unwrap());
+    // Drift over 1500 steps stays within 100 ULP-scale steps of agreement.
+    assert_close("outputs over 1500 steps", &gpu.0.outputs, &cpu.0.outputs, 1e-5, 1e-4);
+    assert_close("lagrangian over 1500 steps", &gpu.0.lagrangian, &cpu.0.lagrangian, 1e-5, 1e-4);
+    assert_close("final w", &gpu.1.w, &cpu.1.w, 1e-5, 1e-4);
+    assert_close("final x", &gpu.1.x, &cpu.1.x, 1e-5, 1e-4);
+
+    // The paper's tracking task under HSF at every step, 20 000 steps.
+    let net = NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1).build().unwrap();
+    let params = Params {
+        c: Speed::Global(50.0),
+        tau: 0.01,
+        q: 100.0,
+        r: 0.1,
+        r_w: 1.0,
+        theta: 1.0,
+        policy: Policy::HsfEveryStep,
+        ..Params::default()
+    };
+    let mut g = Engine::with_context(net.clone(), vec![params.clone()], ctx.clone()).unwrap();
+    let mut c = Engine::new(net, params).unwrap();
+    let gt = g.run(20_000, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
+    let ct = c.run(20_000, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
+    assert_close("tracking outputs over 20 000 steps", &gt.outputs, &ct.outputs, 1e-5, 1e-4);
+}
+
+#[test]
+fn costate_relaxes_to_backprop_on_gpu() {
+    let Some(ctx) = gpu() else { return };
+    for (k, sizes) in [&[3usize, 2][..], &[5, 7, 6, 2], &[12, 9, 9, 9, 5]].iter().enumerate() {
+        let net =
+            NetworkSpec::layered(sizes).bias(true).init(Init::Normal { gain: 1.5 }).seed(k as u64).build().unwrap();
+        let depth = net.depth().unwrap() as u64;
+        let mut rng = Rng::new(k as u64);
+        let inputs: Vec<f32> = (0..sizes[0]).map(|_| rng.range(-1.0, 1.0) as f32).collect();
+        let targets: Vec<f32> = (0..sizes[sizes.len() - 1]).map(|_| rng.range(-0.9, 0.9) as f32).collect();
+        let params = Params { c: Speed::Global(10.0), tau: 0.1, q: 2.0, learning: false, ..Params::default() };
+        let mut engine = Engine::with_context(net.clone(), vec![params.clone()], ctx.clone()).unwrap();
+        let mut streams = [Streams::new(Constant(targets.clone())).with_input(Constant(inputs.clone()))];
+        engine.run(2 * depth + 1, &mut streams).unwrap();
+        let state = engine.state().unwrap();
+        let local = state.local_signals(&net, std::slice::from_ref(&params), &inputs).unwrap();
+        let mut all = inputs.clone();
+        all.push(1.0);
+        let prob = Problem {
+            w: net.initial_weights(),
+            inputs: &all,
+            targets: &targets,
+            masks: None,
+            q: params.q,
+            activation: params.activation,
+        };
+        let want = backprop(&net, &prob).unwrap();
+        let scale = want.grad.iter().fold(0f64, |m, g| m.max(g.abs()));
+        let worst = local.grad.iter().zip(&want.grad).map(|(&a, b)| (a as f64 - b).abs()).fold(0.0, f64::max);
+        assert!(worst <= 1e-5 * scale, "{sizes:?}: GPU gradient off by {worst:e} (scale {scale:e})");
+    }
+}
+
+#[test]
+fn gpu_replicas_equal_separate_cpu_runs() {
+    let Some(ctx) = gpu() else { return };
+    let net =
+        NetworkSpec::fully_connected(2, 6, true).bias(true).init(Init::Normal { gain: 0.5 }).seed(8).build().unwrap();
+    let params: Vec<Params> = (0..4)
+        .map(|k| Params {
+            c: Speed::Global(2.0 + k as f32),
+            tau: 0.1,
+            q: 0.5 + k as f32,
+            r: 1.0 + k as f32,
+            r_w: 0.05 * k as f32,
+            theta: 2.0 + k as f32,
+            ..Params::default()
+        })
+        .collect();
+    let mut together = Engine::with_context(net.clone(), params.clone(), ctx.clone()).unwrap();
+    let joint = together.run(600, &mut random_streams(&net, 4, 9)).unwrap();
+    let joint_state = together.state().unwrap();
+    let all_streams = random_streams(&net, 4, 9);
+    for (k, (p, s)) in params.into_iter().zip(all_streams).enumerate() {
+        let mut alone = Engine::new(net.clone(), p).unwrap();
+        let trace = alone.run(600, &mut [s]).unwrap();
+        let state = alone.state().unwrap();
+        let column = |v: &[f32]| (0..joint.rows()).map(|row| v[row * 4 + k]).collect::<Vec<_>>();
+        assert_close(&format!("replica {k} loss"), &column(&joint.loss), &trace.loss, 1e-5, 1e-4);
+        assert_close(&format!("replica {k} w"), joint_state.w_of(k), &state.w, 1e-5, 1e-4);
+        assert_close(&format!("replica {k} x"), joint_state.x_of(k), &state.x, 1e-5, 1e-4);
+    }
+}
+
+#[test]
+fn engine_records_into_caller_encoder_and_submits_nothing() {
+    let Some(_) = gpu() else { return };
+    // The application's own device, with wgpu's default limits.
+    let adapter = pick_adapter().unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let net = NetworkSpec::layered(&[4, 12, 3]).bias(true).seed(12).build().unwrap();
+    let params = Params { c: Speed::Global(4.0), tau: 0.1, theta: 1.0, ..Params::default() };
+    let mut engine =
+        Engine::with_context(net.clone(), vec![params.clone()], GpuContext::from_device(device.clone(), queue.clone()))
+            .unwrap();
+    let x0 = engine.gpu_buffers().unwrap().x[0].clone();
+    let bytes = (net.n() * 4) as u64;
+    let read = |buffer: &wgpu::Buffer| -> Vec<f32> {
+        let staging = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("test staging"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, bytes);
+        queue.submit([enc.finish()]);
+        staging.slice(..).map_async(wgpu::MapMode::Read, |r| r.unwrap());
+        device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+        let v = bytemuck::cast_slice::<u8, f32>(&staging.slice(..).get_mapped_range().unwrap()).to_vec();
+        staging.unmap();
+        v
+    };
+    let before = read(&x0);
+    let mut app_encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("app frame") });
+    engine.record_steps(&mut app_encoder, 10, &mut random_streams(&net, 1, 3)).unwrap();
+    // Nothing ran yet: the state buffer still holds the initial state.
+    assert_eq!(read(&x0), before, "the engine submitted work on its own");
+    queue.submit([app_encoder.finish()]);
+    let mut cpu = Engine::new(net.clone(), params).unwrap();
+    cpu.run(10, &mut random_streams(&net, 1, 3)).unwrap();
+    let x_now = engine.gpu_buffers().unwrap().x[(engine.step() % 2) as usize].clone();
+    assert_eq!(engine.step(), 10);
+    assert_close("state drawn from the engine's buffer", &read(&x_now), &cpu.state().unwrap().x, ATOL, RTOL);
+}
+
+#[test]
+fn blocked_streaming_matches_one_block_and_loses_no_record() {
+    let Some(ctx) = gpu() else { return };
+    let net = NetworkSpec::layered(&[2, 8, 1]).bias(true).seed(4).build().unwrap();
+    let params = Params { c: Speed::Global(5.0), tau: 0.05, theta: 1.0, ..Params::default() };
+    let wave = || {
+        [Streams::new(Sinusoid::new(0.8, 0.3)).with_input(FnSignal::new(2, |n, t, out: &mut [f32]| {
+            out[0] = (t as f32).sin();
+            out[1] = (n % 17) as f32 / 17.0;
+        }))]
+    };
+    let mut one = Engine::with_context(net.clone(), vec![params.clone()], ctx.clone()).unwrap();
+    one.set_block_steps(3000).unwrap(); // grows the GPU buffers: the whole run is one block
+    let whole = one.run(3000, &mut wave()).unwrap();
+    let mut blocked = Engine::with_context(net.clone(), vec![params.clone()], ctx.clone()).unwrap();
+    blocked.set_block_steps(37).unwrap();
+    let parts = blocked.run(3000, &mut wave()).unwrap();
+    assert_eq!(parts.step, (0..3000).collect::<Vec<u64>>(), "every step recorded once, in order");
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&parts.outputs), bits(&whole.outputs));
+    assert_eq!(bits(&parts.hamiltonian), bits(&whole.hamiltonian));
+    assert_eq!(blocked.state().unwrap(), one.state().unwrap());
+}
+
+#[test]
+fn oversized_network_gets_the_limit_error() {
+    let Some(_) = gpu() else { return };
+    // A caller's device with wgpu's default limits: 128 MiB per storage binding.
+    let adapter = pick_adapter().unwrap();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let limit = device.limits().max_storage_buffer_binding_size;
+    let net = NetworkSpec::layered(&[300, 300]).build().unwrap(); // 90 000 edges
+    let replicas = (limit / (90_000 * 4)) as usize + 1;
+    let params = vec![Params::default(); replicas];
+    match Engine::with_context(net, params, GpuContext::from_device(device, queue)) {
+        Err(Error::Limit { what, asked, limit: got, limit_name }) => {
+            assert!(what.contains("weight"), "{what}");
+            assert_eq!(got, limit);
+            assert!(asked > limit && limit_name == "max_storage_buffer_binding_size");
+        }
+        other => panic!("expected the limit error, got {other:?}"),
+    }
+}
+
+#[test]
+fn missing_adapter_gets_the_no_adapter_error() {
+    // Runs with or without a GPU: no adapter is named like this anywhere.
+    match pick_adapter_named(Some("no-such-adapter-3f9c")) {
+        Err(e @ Error::NoAdapter(_)) => assert!(e.to_string().contains("no-such-adapter-3f9c"), "{e}"),
+        Err(e) => panic!("expected NoAdapter, got {e}"),
+        Ok(a) => panic!("matched adapter {:?}", a.get_info().name),
+    }
+}
