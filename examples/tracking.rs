@@ -1,15 +1,15 @@
-//! The paper's tracking experiments (Betti & Gori, NeurIPS 2024, section 4.2 and appendix E;
-//! theory.md sections 9 and 10) on the CPU, printed as markdown tables.
+//! The paper's tracking experiments (Betti & Gori, NeurIPS 2024, section 4.2 and appendix E),
+//! printed as markdown tables; on the GPU if there is one, else on the CPU.
 //!
 //! ```text
-//! cargo run --release --example tracking
+//! cargo run --release --example tracking [-- cpu|gpu|auto]
 //! ```
 //!
-//! Setup (theory.md section 10): 5 non-input tanh neurons, fully connected with self-loops,
+//! Setup: 5 non-input tanh neurons, fully connected with self-loops,
 //! plus a bias neuron, no external input; the output is the first non-input neuron. Its
 //! target is `z(t) = sin(2 pi t / 10)` (the paper's Figs. 1-2) or a seeded sequence of
 //! patched cosines and constants (Figs. 3-4). `r = 0.1`, `r_w = 1` (our `r_w/2 |w|^2`, i.e.
-//! the paper's `r_w = 0.5`; see theory.md section 3), 20,000 Euler steps of `tau = 0.01`
+//! the paper's `r_w = 0.5`; see docs/model.md), 20,000 Euler steps of `tau = 0.01`
 //! (t = 0..200, 20 periods of the sinusoid), policy `hsf-every-step`, `c = 50`
 //! (`c tau = 0.5`), `theta = 1` (chosen below). Every run is one call of [`Engine::run`] over
 //! the whole horizon, starting from `x = p = pw = 0` and the network's seeded uniform
@@ -45,7 +45,7 @@
 use std::time::Instant;
 
 use localprop::signal::{PatchedCosines, Sinusoid};
-use localprop::{Engine, Network, NetworkSpec, Params, Policy, Speed, Streams, Trace};
+use localprop::{Backend, Engine, Network, NetworkSpec, Params, Policy, Speed, Streams, Trace};
 
 /// Network seeds (initial weights); the patched target of seed `s` is drawn from `1000 + s`.
 const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
@@ -79,6 +79,19 @@ fn params(q: f32, theta: f32, learning: bool) -> Params {
     }
 }
 
+/// The backend named by the first argument (`cpu`, `gpu`, `auto`; default `auto`).
+fn backend() -> Backend {
+    match std::env::args().nth(1).as_deref() {
+        Some("cpu") => Backend::Cpu,
+        Some("gpu") => Backend::Gpu,
+        Some("auto") | None => Backend::Auto,
+        Some(other) => {
+            eprintln!("unknown backend {other:?}: use cpu, gpu or auto");
+            std::process::exit(2)
+        }
+    }
+}
+
 fn network(seed: u64) -> Network {
     NetworkSpec::fully_connected(0, 5, true).bias(true).seed(seed).build().expect("valid network")
 }
@@ -87,7 +100,7 @@ fn network(seed: u64) -> Network {
 /// replicas are independent), and returns the trace.
 fn run_sinusoid(seed: u64, params: Vec<Params>) -> Trace {
     let replicas = params.len();
-    let mut engine = Engine::with_replicas(network(seed), params).expect("valid parameters");
+    let mut engine = Engine::with_backend(network(seed), params, backend()).expect("valid parameters");
     let mut streams: Vec<Streams> = (0..replicas).map(|_| Streams::new(Sinusoid::new(1.0, 0.1))).collect();
     engine.run(STEPS, &mut streams).expect("the run stays finite")
 }
@@ -99,7 +112,8 @@ fn nmse_all(trace: &Trace) -> Vec<f64> {
 
 /// Runs the patched-cosines target at q = 100 on the network of `seed`.
 fn run_patched(seed: u64, learning: bool) -> Trace {
-    let mut engine = Engine::new(network(seed), params(100.0, THETA, learning)).expect("valid parameters");
+    let mut engine =
+        Engine::with_backend(network(seed), vec![params(100.0, THETA, learning)], backend()).expect("valid parameters");
     let target = PatchedCosines::new(1000 + seed, PATCH_LEN.0, PATCH_LEN.1).expect("valid patch lengths");
     engine.run(STEPS, &mut [Streams::new(target)]).expect("the run stays finite")
 }
@@ -116,7 +130,7 @@ fn mean(v: &[f32]) -> f64 {
 
 fn main() {
     let start = Instant::now();
-    println!("# Tracking experiments (Betti & Gori 2024, section 4.2), CPU\n");
+    println!("# Tracking experiments (Betti & Gori 2024, section 4.2)\n");
     println!(
         "5 tanh neurons, fully connected with self-loops, + bias, no input; policy hsf-every-step, \
          c = {C}, tau = {TAU}, theta = {THETA}, r = {R}, r_w = {R_W} (ours, = paper's {}), {STEPS} steps, \

@@ -215,7 +215,9 @@ impl Engine {
 
     /// The GPU buffers (state, weights, costates), for applications that draw them; `None`
     /// on the CPU backend. Step `n` reads `x[n % 2]`: the current state is
-    /// `x[engine.step() % 2]`.
+    /// `x[engine.step() % 2]`. The buffers live as long as the engine, except that
+    /// [`Engine::set_block_steps`] beyond the current capacity replaces them: make bind
+    /// groups after sizing the block.
     pub fn gpu_buffers(&self) -> Option<&GpuBuffers> {
         match &self.exec {
             Exec::Gpu(g) => Some(g.buffers()),

@@ -120,7 +120,8 @@ pub struct Params {
     pub q: f32,
     /// Kinetic weight `r > 0` of `(r/2)|w'|^2`; `1/r` acts as the learning rate.
     pub r: f32,
-    /// Weight regulariser `r_w >= 0` of `(r_w/2)|w|^2` (the paper's `r_w` is twice ours).
+    /// Weight regulariser `r_w >= 0` of `(r_w/2)|w|^2`. The paper writes `r_w |w|^2`, so its
+    /// value corresponds to twice ours: the paper's `r_w = 1` is `r_w = 2` here.
     pub r_w: f32,
     /// Dissipation `theta >= 0`, `phi(t) = exp(theta t)`; acts as friction.
     pub theta: f32,

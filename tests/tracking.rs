@@ -1,4 +1,4 @@
-//! The paper's tracking experiments as claims (theory.md section 8, claim 4; sections 9-10).
+//! The paper's tracking experiments as claims: online learning works (docs/model.md).
 //!
 //! Setup, as in `examples/tracking.rs` (where the parameter choices are measured and
 //! explained): 5 tanh neurons fully connected with self-loops, plus a bias neuron, no
