@@ -363,3 +363,23 @@ fn missing_adapter_gets_the_no_adapter_error() {
         Ok(a) => panic!("matched adapter {:?}", a.get_info().name),
     }
 }
+
+#[test]
+fn dispatches_beyond_65535_workgroups_are_folded() {
+    let Some(ctx) = gpu() else { return };
+    // 48 replicas x 90 300 synapses = 4.3M weight_step invocations = 67 744 workgroups of 64,
+    // more than one dispatch dimension allows: the dispatch is folded into y.
+    let net = NetworkSpec::layered(&[300, 300]).bias(true).seed(21).build().unwrap();
+    let replicas = 48;
+    assert!((replicas * net.n_edges()) as u64 / 64 > 65_535);
+    let params: Vec<Params> =
+        (0..replicas).map(|k| Params { q: 1.0 + k as f32, theta: 1.0, ..Params::default() }).collect();
+    let mut g = Engine::with_context(net.clone(), params.clone(), ctx).unwrap();
+    let mut c = Engine::with_replicas(net.clone(), params).unwrap();
+    for e in [&mut g, &mut c] {
+        e.run(3, &mut random_streams(&net, replicas, 5)).unwrap();
+    }
+    let (gs, cs) = (g.state().unwrap(), c.state().unwrap());
+    assert_close("w of every replica after folded dispatches", &gs.pw, &cs.pw, ATOL, RTOL);
+    assert!(gs.pw[gs.pw.len() - 1] != 0.0, "the last replica's last synapse was updated");
+}
