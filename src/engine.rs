@@ -256,7 +256,7 @@ impl Engine {
 
     /// The current time `step * tau` (computed in f64).
     pub fn time(&self) -> f64 {
-        self.step() as f64 * self.params[0].tau as f64
+        self.step() as f64 * crate::params::decimal(self.params[0].tau)
     }
 
     /// Records every `every`-th step (steps `n` with `n % every == 0`); 1 records all.
@@ -431,7 +431,7 @@ impl Engine {
     fn prepare_block(&self, len: usize, streams: &mut [Streams]) -> Result<(Block, Trace)> {
         let (replicas, d, n_in, n_out) = (self.replicas(), self.net.d(), self.net.inputs(), self.net.outputs().len());
         let first = self.step();
-        let tau = self.params[0].tau as f64;
+        let tau = crate::params::decimal(self.params[0].tau);
         let policy = self.params[0].policy;
         let mut block = Block {
             first_step: first,

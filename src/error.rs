@@ -85,6 +85,17 @@ pub enum Error {
     /// The call needs the GPU backend but the engine runs on the CPU.
     #[error("`{0}` needs the GPU backend; this engine runs on the CPU")]
     NeedsGpu(&'static str),
+    /// An experiment file is malformed or holds a bad value; names the file, the key path
+    /// (`params.r`), the value and what is allowed.
+    #[error("{file}: `{key}`: {message}")]
+    Config {
+        /// The experiment file (or `<checkpoint>` for a configuration read from one).
+        file: String,
+        /// The key path, dotted (`network.sizes`, `sweep.q[2]`).
+        key: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
     /// An I/O error, with the path it concerns.
     #[error("{path}: {source}")]
     Io {

@@ -1,11 +1,16 @@
 #![doc = include_str!("../README.md")]
 
 pub mod activation;
+pub mod baseline;
 pub mod block;
+pub mod bp_limit;
 pub mod cpu;
+pub mod data;
 pub mod engine;
 pub mod error;
+pub mod experiment;
 pub mod gpu;
+pub mod io;
 pub mod layout;
 pub mod network;
 pub mod params;

@@ -150,6 +150,13 @@ impl Default for Params {
     }
 }
 
+/// The f64 nearest the shortest decimal that reads back as `v` (`0.01f32` gives `0.01`,
+/// not `0.009999999776`): how f32 parameters become times and report values, so that
+/// `t = n tau` is what a user who wrote `tau = 0.01` expects.
+pub fn decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
+}
+
 fn check(field: &str, v: f32, ok: bool, allowed: &str) -> Result<()> {
     if v.is_finite() && ok { Ok(()) } else { Err(Error::param(field, v, allowed)) }
 }

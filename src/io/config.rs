@@ -1,0 +1,1019 @@
+//! Experiment files: a TOML description of a network, its parameters, its streams and how
+//! long to run, as `localprop run` reads it. The format is documented key by key in
+//! `docs/experiment-format.md`; `examples/configs/` holds commented examples.
+//!
+//! Reading is strict: an unknown key, a value of the wrong type, a key that does not apply
+//! to the chosen kind, or a value out of range is an [`Error::Config`] that names the file,
+//! the key path, the value and what is allowed. Nothing is run or written before the whole
+//! file (data file included) has been checked.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Normalize};
+use crate::engine::Backend;
+use crate::error::{Error, Result};
+use crate::network::{Init, Network, NetworkSpec, Topology};
+use crate::params::{Activation, Params, Policy, Speed};
+use crate::signal::{Constant, HeldSamples, Order, PatchedCosines, Signal, Sinusoid, Streams};
+
+/// A whole experiment file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Experiment {
+    /// A short name (used for the default output folder).
+    #[serde(default)]
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// The network.
+    pub network: NetworkConfig,
+    /// The dynamics' parameters.
+    #[serde(default)]
+    pub params: ParamsConfig,
+    /// External inputs (absent: the network must have none).
+    #[serde(default)]
+    pub input: Option<SignalConfig>,
+    /// Targets of the outputs.
+    pub target: SignalConfig,
+    /// Target masks (absent: every target counts).
+    #[serde(default)]
+    pub mask: Option<MaskConfig>,
+    /// A data set for `kind = "data"` streams.
+    #[serde(default)]
+    pub data: Option<DataConfig>,
+    /// How long and how to run.
+    #[serde(default)]
+    pub run: RunConfig,
+    /// A grid of per-replica parameters (one replica per combination).
+    #[serde(default)]
+    pub sweep: Option<SweepConfig>,
+    /// A backprop baseline on the same data stream (data experiments only).
+    #[serde(default)]
+    pub baseline: Option<BaselineConfig>,
+}
+
+/// `[network]`: `kind` selects which of the other keys apply.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkConfig {
+    /// `layered`, `fully-connected`, `random-sparse` or `edges`.
+    pub kind: NetworkKind,
+    /// Layer widths, inputs first (`layered`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizes: Option<Vec<usize>>,
+    /// External inputs (`fully-connected`, `random-sparse`, `edges`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<usize>,
+    /// Non-input neurons (`fully-connected`, `random-sparse`, `edges`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub neurons: Option<usize>,
+    /// Self-loops (`fully-connected`, `random-sparse`; default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub self_loops: Option<bool>,
+    /// Parents per neuron (`random-sparse`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fan_in: Option<usize>,
+    /// `[source, target]` pairs (`edges`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edges: Option<Vec<[usize; 2]>>,
+    /// A bias neuron feeding every non-input neuron.
+    #[serde(default)]
+    pub bias: bool,
+    /// Output neurons (default: the last layer, or the first non-input neuron).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outputs: Option<Vec<usize>>,
+    /// `uniform`, `normal` or `zero`.
+    #[serde(default)]
+    pub init: InitKind,
+    /// Scale of the initial weights (times `1/sqrt(fan_in)`).
+    #[serde(default = "one")]
+    pub init_gain: f32,
+    /// Seed of the weights (and of the random edges).
+    #[serde(default)]
+    pub seed: u64,
+}
+
+/// The network kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetworkKind {
+    /// Layers fully connected to the next.
+    Layered,
+    /// Every neuron fed by every input and every other neuron.
+    FullyConnected,
+    /// `fan_in` random parents per neuron.
+    RandomSparse,
+    /// An explicit edge list.
+    Edges,
+}
+
+/// Weight initialisation.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InitKind {
+    /// `U(-g/sqrt(fan_in), g/sqrt(fan_in))`.
+    #[default]
+    Uniform,
+    /// `N(0, (g/sqrt(fan_in))^2)`.
+    Normal,
+    /// All zero.
+    Zero,
+}
+
+fn one() -> f32 {
+    1.0
+}
+
+/// `[params]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParamsConfig {
+    /// Speed: one number, or one per non-input neuron.
+    #[serde(default = "default_c")]
+    pub c: SpeedConfig,
+    /// Euler step.
+    #[serde(default = "default_tau")]
+    pub tau: f32,
+    /// Accuracy weight.
+    #[serde(default = "one")]
+    pub q: f32,
+    /// Kinetic weight (1/r acts as the learning rate).
+    #[serde(default = "one")]
+    pub r: f32,
+    /// Weight regulariser of `(r_w/2)|w|^2` (the paper's `r_w` is half of this value).
+    #[serde(default)]
+    pub r_w: f32,
+    /// Dissipation.
+    #[serde(default)]
+    pub theta: f32,
+    /// `tanh`, `logistic` or `identity`.
+    #[serde(default)]
+    pub activation: ActivationName,
+    /// `hamilton`, `reverse-costate`, `hsf` or `hsf-every-step`.
+    #[serde(default)]
+    pub policy: PolicyName,
+    /// Flip frequency `f` of `policy = "hsf"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsf_frequency: Option<f64>,
+    /// Whether the weights learn.
+    #[serde(default = "yes")]
+    pub learning: bool,
+}
+
+fn default_c() -> SpeedConfig {
+    SpeedConfig::Global(1.0)
+}
+fn default_tau() -> f32 {
+    0.1
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for ParamsConfig {
+    fn default() -> Self {
+        ParamsConfig {
+            c: default_c(),
+            tau: default_tau(),
+            q: 1.0,
+            r: 1.0,
+            r_w: 0.0,
+            theta: 0.0,
+            activation: ActivationName::default(),
+            policy: PolicyName::default(),
+            hsf_frequency: None,
+            learning: true,
+        }
+    }
+}
+
+/// One speed or one per non-input neuron.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SpeedConfig {
+    /// The same for every neuron.
+    Global(f32),
+    /// Per non-input neuron.
+    PerNeuron(Vec<f32>),
+}
+
+/// Activation names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ActivationName {
+    /// tanh.
+    #[default]
+    Tanh,
+    /// Logistic.
+    Logistic,
+    /// Identity.
+    Identity,
+}
+
+/// Sign policy names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyName {
+    /// No flip.
+    Hamilton,
+    /// Costate equations reversed.
+    #[default]
+    ReverseCostate,
+    /// Sign flip `sign(cos(2 pi f t))`.
+    Hsf,
+    /// Sign flip at every step.
+    HsfEveryStep,
+}
+
+/// An input or target stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum SignalConfig {
+    /// The same values at every step.
+    Constant {
+        /// One value per channel.
+        values: Vec<f32>,
+    },
+    /// `offset + amplitude sin(2 pi frequency t + phase + k phase_step)` on channel `k`.
+    Sinusoid {
+        /// Channels (must match the inputs or outputs).
+        #[serde(default = "one_usize")]
+        channels: usize,
+        /// Amplitude.
+        #[serde(default = "one_f64")]
+        amplitude: f64,
+        /// Cycles per unit of time.
+        frequency: f64,
+        /// Phase of channel 0 (radians).
+        #[serde(default)]
+        phase: f64,
+        /// Phase added per channel (radians).
+        #[serde(default)]
+        phase_step: f64,
+        /// Offset.
+        #[serde(default)]
+        offset: f64,
+    },
+    /// The paper's patched cosines and constants (one channel).
+    PatchedCosines {
+        /// Seed of the patches.
+        #[serde(default)]
+        seed: u64,
+        /// Shortest patch (time units).
+        #[serde(default = "five")]
+        min_len: f64,
+        /// Longest patch (time units).
+        #[serde(default = "twenty")]
+        max_len: f64,
+    },
+    /// From `[data]`: the features as inputs, the one-hot labels as targets.
+    Data,
+}
+
+fn one_usize() -> usize {
+    1
+}
+fn one_f64() -> f64 {
+    1.0
+}
+fn five() -> f64 {
+    5.0
+}
+fn twenty() -> f64 {
+    20.0
+}
+
+/// Target masks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum MaskConfig {
+    /// Fixed 0/1 per output.
+    Constant {
+        /// One 0 or 1 per output.
+        values: Vec<f32>,
+    },
+    /// Data experiments: each sample's target is hidden for its first `hidden_steps` steps,
+    /// and the prediction is read at the last hidden step (prequential evaluation).
+    Prequential {
+        /// Steps of each hold during which the target is masked.
+        hidden_steps: u64,
+    },
+}
+
+/// `[data]`: a CSV data set, its rows held for `hold` steps each.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// The CSV file (plain or gzip), relative to the experiment file.
+    pub path: PathBuf,
+    /// Column of the label (negative counts from the end; -1 = last).
+    #[serde(default = "minus_one")]
+    pub label_column: isize,
+    /// `none`, `max-abs`, `z-score` or `range` (with `normalize_range`).
+    #[serde(default)]
+    pub normalize: NormalizeName,
+    /// `[min, max]` mapped to `[0, 1]` when `normalize = "range"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalize_range: Option<[f32; 2]>,
+    /// Steps each sample is held.
+    #[serde(default = "ten")]
+    pub hold: u64,
+    /// `sequential` or `shuffled` (a new seeded order per pass).
+    #[serde(default)]
+    pub order: OrderName,
+    /// Seed of the shuffles.
+    #[serde(default)]
+    pub shuffle_seed: u64,
+    /// Target of the label's output.
+    #[serde(default = "on")]
+    pub target_on: f32,
+    /// Target of the other outputs.
+    #[serde(default = "off")]
+    pub target_off: f32,
+}
+
+fn minus_one() -> isize {
+    -1
+}
+fn ten() -> u64 {
+    10
+}
+fn on() -> f32 {
+    0.8
+}
+fn off() -> f32 {
+    -0.8
+}
+
+/// Normalisation names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NormalizeName {
+    /// As in the file.
+    None,
+    /// Each column divided by its largest absolute value.
+    #[default]
+    MaxAbs,
+    /// Each column to zero mean and unit variance.
+    ZScore,
+    /// `normalize_range = [min, max]` mapped to `[0, 1]`.
+    Range,
+}
+
+/// Order names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrderName {
+    /// File order.
+    #[default]
+    Sequential,
+    /// Shuffled per pass.
+    Shuffled,
+}
+
+/// `[run]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Steps to run (give this or `passes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
+    /// Passes over the data set (data experiments).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passes: Option<u64>,
+    /// Record every n-th step in the trace.
+    #[serde(default = "one_u64")]
+    pub record_every: u64,
+    /// `cpu`, `gpu` or `auto` (the command line's `--backend` overrides it).
+    #[serde(default)]
+    pub backend: BackendName,
+    /// Steps per block.
+    #[serde(default = "block")]
+    pub block_steps: usize,
+}
+
+fn one_u64() -> u64 {
+    1
+}
+fn block() -> usize {
+    crate::engine::DEFAULT_BLOCK_STEPS
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig { steps: None, passes: None, record_every: 1, backend: BackendName::Auto, block_steps: block() }
+    }
+}
+
+/// Backend names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackendName {
+    /// CPU.
+    Cpu,
+    /// GPU.
+    Gpu,
+    /// GPU if any, else CPU.
+    #[default]
+    Auto,
+}
+
+impl BackendName {
+    /// The engine's backend.
+    pub fn backend(self) -> Backend {
+        match self {
+            BackendName::Cpu => Backend::Cpu,
+            BackendName::Gpu => Backend::Gpu,
+            BackendName::Auto => Backend::Auto,
+        }
+    }
+}
+
+/// `[sweep]`: lists of values; one replica per combination (in the order q, r, r_w, theta,
+/// c, the last varying fastest).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepConfig {
+    /// Values of `q`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub q: Option<Vec<f32>>,
+    /// Values of `r`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r: Option<Vec<f32>>,
+    /// Values of `r_w`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r_w: Option<Vec<f32>>,
+    /// Values of `theta`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub theta: Option<Vec<f32>>,
+    /// Values of a global `c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c: Option<Vec<f32>>,
+}
+
+/// `[baseline]`: plain backprop with heavy-ball SGD on the same stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineConfig {
+    /// Learning rate.
+    pub lr: f32,
+    /// Momentum.
+    #[serde(default)]
+    pub momentum: f32,
+}
+
+/// One swept parameter: its name and values.
+pub type Axis = (&'static str, Vec<f32>);
+
+/// A data set ready for streaming: features, one-hot targets.
+#[derive(Clone, Debug)]
+pub struct PreparedData {
+    /// The data set (normalised).
+    pub dataset: Dataset,
+    /// One-hot targets, `[rows][classes]`.
+    pub targets: Arc<Vec<f32>>,
+    /// Features, `[rows][dim]`.
+    pub features: Arc<Vec<f32>>,
+}
+
+fn config_err(file: &str, key: impl Into<String>, message: impl Into<String>) -> Error {
+    Error::Config { file: file.to_string(), key: key.into(), message: message.into() }
+}
+
+impl Experiment {
+    /// Reads and checks an experiment file; relative data paths are resolved against the
+    /// file's folder.
+    pub fn load(path: &Path) -> Result<Experiment> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_toml(&text, &path.display().to_string(), base)
+    }
+
+    /// Parses an experiment from TOML text (`file` names it in errors), resolves relative
+    /// data paths against `base` and checks every value.
+    pub fn from_toml(text: &str, file: &str, base: &Path) -> Result<Experiment> {
+        let de = toml::Deserializer::parse(text).map_err(|e| config_err(file, "(syntax)", e.to_string()))?;
+        let mut exp: Experiment = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let line = inner.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            let message = match line {
+                Some(l) => format!("{} (line {l})", inner.message()),
+                None => inner.message().to_string(),
+            };
+            config_err(file, if key == "." { "(top level)".into() } else { key }, message)
+        })?;
+        if let Some(data) = &mut exp.data
+            && data.path.is_relative()
+        {
+            data.path = base.join(&data.path);
+        }
+        exp.check(file)?;
+        Ok(exp)
+    }
+
+    /// Parses a configuration stored as JSON (in a checkpoint or a summary).
+    pub fn from_json(text: &str, file: &str) -> Result<Experiment> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let exp: Experiment = serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| config_err(file, e.path().to_string(), e.inner().to_string()))?;
+        exp.check(file)?;
+        Ok(exp)
+    }
+
+    /// The configuration as JSON (what summaries and checkpoints store).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("an experiment always serialises")
+    }
+
+    /// Every check that needs no data file: keys that apply to the kinds, ranges, and the
+    /// network and parameters built once.
+    fn check(&self, file: &str) -> Result<()> {
+        let net = self.network().map_err(|e| rekey(e, file, "network"))?;
+        let params = self.replica_params(&net).map_err(|e| rekey(e, file, "params"))?;
+        let _ = params;
+        let run = &self.run;
+        match (run.steps, run.passes) {
+            (Some(_), Some(_)) => return Err(config_err(file, "run", "give `steps` or `passes`, not both")),
+            (None, None) => return Err(config_err(file, "run", "give `steps` (or `passes` with [data])")),
+            (None, Some(_)) if self.data.is_none() => {
+                return Err(config_err(file, "run.passes", "passes need a [data] section; use `steps`"));
+            }
+            (Some(0), _) | (_, Some(0)) => return Err(config_err(file, "run", "the run must have at least one step")),
+            _ => {}
+        }
+        if run.record_every == 0 {
+            return Err(config_err(file, "run.record_every", "0: must be an integer >= 1"));
+        }
+        if run.block_steps == 0 {
+            return Err(config_err(file, "run.block_steps", "0: must be an integer >= 1"));
+        }
+        let uses_data = matches!(self.target, SignalConfig::Data) || matches!(self.input, Some(SignalConfig::Data));
+        match (&self.data, uses_data) {
+            (None, true) => return Err(config_err(file, "data", "`kind = \"data\"` streams need a [data] section")),
+            (Some(_), false) => {
+                return Err(config_err(file, "data", "a [data] section is only used by `kind = \"data\"` streams"));
+            }
+            _ => {}
+        }
+        if let Some(d) = &self.data {
+            if d.hold == 0 {
+                return Err(config_err(file, "data.hold", "0: each sample must be held for at least 1 step"));
+            }
+            if uses_data && run.record_every != 1 {
+                return Err(config_err(
+                    file,
+                    "run.record_every",
+                    format!("{}: data experiments record every step to score predictions; use 1", run.record_every),
+                ));
+            }
+            match (d.normalize, d.normalize_range) {
+                (NormalizeName::Range, None) => {
+                    return Err(config_err(file, "data.normalize_range", "missing: `range` needs `[min, max]`"));
+                }
+                (NormalizeName::Range, Some([lo, hi])) if !(lo.is_finite() && hi.is_finite() && hi > lo) => {
+                    return Err(config_err(
+                        file,
+                        "data.normalize_range",
+                        format!("[{lo}, {hi}]: need finite min < max"),
+                    ));
+                }
+                (n, Some(_)) if n != NormalizeName::Range => {
+                    return Err(config_err(file, "data.normalize_range", "only used with `normalize = \"range\"`"));
+                }
+                _ => {}
+            }
+        }
+        if let Some(MaskConfig::Prequential { hidden_steps }) = &self.mask {
+            let Some(d) = &self.data else {
+                return Err(config_err(file, "mask", "`prequential` masks need a [data] section"));
+            };
+            if *hidden_steps == 0 || *hidden_steps >= d.hold {
+                return Err(config_err(
+                    file,
+                    "mask.hidden_steps",
+                    format!("{hidden_steps}: must be between 1 and data.hold - 1 = {}", d.hold - 1),
+                ));
+            }
+        }
+        if let Some(MaskConfig::Constant { values }) = &self.mask {
+            if values.len() != net.outputs().len() {
+                return Err(config_err(
+                    file,
+                    "mask.values",
+                    format!("{} values: need one per output ({})", values.len(), net.outputs().len()),
+                ));
+            }
+            if let Some(v) = values.iter().find(|&&v| v != 0.0 && v != 1.0) {
+                return Err(config_err(file, "mask.values", format!("{v}: masks are 0 or 1")));
+            }
+        }
+        if self.baseline.is_some() && !uses_data {
+            return Err(config_err(file, "baseline", "the backprop baseline needs a data experiment"));
+        }
+        if let Some(b) = &self.baseline {
+            if !(b.lr.is_finite() && b.lr > 0.0) {
+                return Err(config_err(file, "baseline.lr", format!("{}: must be a finite number > 0", b.lr)));
+            }
+            if !(b.momentum.is_finite() && (0.0..1.0).contains(&b.momentum)) {
+                return Err(config_err(file, "baseline.momentum", format!("{}: must be in [0, 1)", b.momentum)));
+            }
+            if net.layers().is_none() {
+                return Err(config_err(file, "baseline", "the backprop baseline needs a layered network"));
+            }
+        }
+        for (key, signal, want) in
+            [("input", self.input.as_ref(), net.inputs()), ("target", Some(&self.target), net.outputs().len())]
+        {
+            self.check_signal(file, key, signal, want)?;
+        }
+        Ok(())
+    }
+
+    fn check_signal(&self, file: &str, key: &str, signal: Option<&SignalConfig>, want: usize) -> Result<()> {
+        let channels = match signal {
+            None if want > 0 => {
+                return Err(config_err(file, key, format!("missing: the network has {want} inputs")));
+            }
+            None => return Ok(()),
+            Some(SignalConfig::Constant { values }) => {
+                if let Some(v) = values.iter().find(|v| !v.is_finite()) {
+                    return Err(config_err(file, format!("{key}.values"), format!("{v}: values must be finite")));
+                }
+                values.len()
+            }
+            Some(SignalConfig::Sinusoid { channels, amplitude, frequency, phase, phase_step, offset }) => {
+                for (name, v) in [
+                    ("amplitude", amplitude),
+                    ("frequency", frequency),
+                    ("phase", phase),
+                    ("phase_step", phase_step),
+                    ("offset", offset),
+                ] {
+                    if !v.is_finite() {
+                        return Err(config_err(file, format!("{key}.{name}"), format!("{v}: must be finite")));
+                    }
+                }
+                *channels
+            }
+            Some(SignalConfig::PatchedCosines { seed, min_len, max_len }) => {
+                PatchedCosines::new(*seed, *min_len, *max_len).map_err(|e| rekey(e, file, key))?;
+                1
+            }
+            Some(SignalConfig::Data) => return Ok(()), // sized when the data is loaded
+        };
+        if channels != want {
+            let what = if key == "input" { "inputs" } else { "outputs" };
+            return Err(config_err(file, key, format!("{channels} channels, but the network has {want} {what}")));
+        }
+        Ok(())
+    }
+
+    /// The network this file describes.
+    pub fn network(&self) -> Result<Network> {
+        self.network_spec()?.build()
+    }
+
+    /// The network spec, after checking that every given key applies to the kind.
+    pub fn network_spec(&self) -> Result<NetworkSpec> {
+        let n = &self.network;
+        let given = [
+            ("sizes", n.sizes.is_some()),
+            ("inputs", n.inputs.is_some()),
+            ("neurons", n.neurons.is_some()),
+            ("self_loops", n.self_loops.is_some()),
+            ("fan_in", n.fan_in.is_some()),
+            ("edges", n.edges.is_some()),
+        ];
+        let (allowed, required): (&[&str], &[&str]) = match n.kind {
+            NetworkKind::Layered => (&["sizes"], &["sizes"]),
+            NetworkKind::FullyConnected => (&["inputs", "neurons", "self_loops"], &["neurons"]),
+            NetworkKind::RandomSparse => (&["inputs", "neurons", "self_loops", "fan_in"], &["neurons", "fan_in"]),
+            NetworkKind::Edges => (&["inputs", "neurons", "edges"], &["neurons", "edges"]),
+        };
+        let kind = serde_json::to_string(&n.kind).unwrap_or_default();
+        for (key, present) in given {
+            if present && !allowed.contains(&key) {
+                return Err(Error::param(key, "given", format!("not used by kind = {kind} (it uses {allowed:?})")));
+            }
+        }
+        for key in required {
+            if !given.iter().any(|(k, p)| k == key && *p) {
+                return Err(Error::param(*key, "missing", format!("required by kind = {kind}")));
+            }
+        }
+        let inputs = n.inputs.unwrap_or(0);
+        let neurons = n.neurons.unwrap_or(0);
+        let self_loops = n.self_loops.unwrap_or(false);
+        let topology = match n.kind {
+            NetworkKind::Layered => Topology::Layered { sizes: n.sizes.clone().unwrap_or_default() },
+            NetworkKind::FullyConnected => Topology::FullyConnected { inputs, neurons, self_loops },
+            NetworkKind::RandomSparse => {
+                Topology::RandomSparse { inputs, neurons, fan_in: n.fan_in.unwrap_or(0), self_loops }
+            }
+            NetworkKind::Edges => {
+                Topology::Edges { inputs, neurons, edges: n.edges.iter().flatten().map(|&[j, i]| (j, i)).collect() }
+            }
+        };
+        let init = match n.init {
+            InitKind::Uniform => Init::Uniform { gain: n.init_gain },
+            InitKind::Normal => Init::Normal { gain: n.init_gain },
+            InitKind::Zero => Init::Zero,
+        };
+        Ok(NetworkSpec { topology, bias: n.bias, outputs: n.outputs.clone(), init, seed: n.seed })
+    }
+
+    /// The parameters without the sweep.
+    pub fn base_params(&self) -> Result<Params> {
+        let p = &self.params;
+        let policy = match (p.policy, p.hsf_frequency) {
+            (PolicyName::Hsf, Some(frequency)) => Policy::Hsf { frequency },
+            (PolicyName::Hsf, None) => {
+                return Err(Error::param("hsf_frequency", "missing", "required by policy = \"hsf\""));
+            }
+            (_, Some(f)) => {
+                return Err(Error::param("hsf_frequency", f, "only used by policy = \"hsf\""));
+            }
+            (PolicyName::Hamilton, None) => Policy::Hamilton,
+            (PolicyName::ReverseCostate, None) => Policy::ReverseCostate,
+            (PolicyName::HsfEveryStep, None) => Policy::HsfEveryStep,
+        };
+        Ok(Params {
+            c: match &p.c {
+                SpeedConfig::Global(c) => Speed::Global(*c),
+                SpeedConfig::PerNeuron(cs) => Speed::PerNeuron(cs.clone()),
+            },
+            tau: p.tau,
+            q: p.q,
+            r: p.r,
+            r_w: p.r_w,
+            theta: p.theta,
+            activation: match p.activation {
+                ActivationName::Tanh => Activation::Tanh,
+                ActivationName::Logistic => Activation::Logistic,
+                ActivationName::Identity => Activation::Identity,
+            },
+            policy,
+            learning: p.learning,
+        })
+    }
+
+    /// The swept axes, in replica order (the last varies fastest).
+    pub fn sweep_axes(&self) -> Vec<Axis> {
+        let Some(s) = &self.sweep else { return Vec::new() };
+        [("q", &s.q), ("r", &s.r), ("r_w", &s.r_w), ("theta", &s.theta), ("c", &s.c)]
+            .into_iter()
+            .filter_map(|(name, v)| v.clone().map(|v| (name, v)))
+            .collect()
+    }
+
+    /// One parameter set per replica: the base parameters, with each sweep combination.
+    pub fn replica_params(&self, net: &Network) -> Result<Vec<Params>> {
+        let base = self.base_params()?;
+        base.validate(net)?;
+        let axes = self.sweep_axes();
+        if let Some((name, _)) = axes.iter().find(|(_, v)| v.is_empty()) {
+            return Err(Error::param(format!("sweep.{name}"), "[]", "at least one value"));
+        }
+        let mut list = vec![base];
+        for (name, values) in &axes {
+            let mut next = Vec::with_capacity(list.len() * values.len());
+            for p in &list {
+                for &v in values {
+                    let mut q = p.clone();
+                    match *name {
+                        "q" => q.q = v,
+                        "r" => q.r = v,
+                        "r_w" => q.r_w = v,
+                        "theta" => q.theta = v,
+                        _ => q.c = Speed::Global(v),
+                    }
+                    next.push(q);
+                }
+            }
+            list = next;
+        }
+        for (k, p) in list.iter().enumerate() {
+            p.validate(net).map_err(|e| match e {
+                Error::Param { field, value, allowed } if !axes.is_empty() => {
+                    Error::Param { field: format!("{field} (sweep replica {k})"), value, allowed }
+                }
+                other => other,
+            })?;
+        }
+        Ok(list)
+    }
+
+    /// Loads and prepares the data set, if the experiment has one; checks it against the
+    /// network (feature count = inputs, classes = outputs).
+    pub fn load_data(&self, file: &str) -> Result<Option<PreparedData>> {
+        let Some(d) = &self.data else { return Ok(None) };
+        if !d.path.exists() {
+            return Err(config_err(file, "data.path", format!("{}: no such file", d.path.display())));
+        }
+        let mut dataset = Dataset::load_csv(&d.path, d.label_column)?;
+        dataset.normalize(match (d.normalize, d.normalize_range) {
+            (NormalizeName::None, _) => Normalize::None,
+            (NormalizeName::MaxAbs, _) => Normalize::MaxAbs,
+            (NormalizeName::ZScore, _) => Normalize::ZScore,
+            (NormalizeName::Range, r) => {
+                let [min, max] = r.unwrap_or([0.0, 1.0]);
+                Normalize::Range { min, max }
+            }
+        })?;
+        let net = self.network()?;
+        if matches!(self.input, Some(SignalConfig::Data)) && dataset.dim != net.inputs() {
+            return Err(config_err(
+                file,
+                "data.path",
+                format!(
+                    "{} has {} features per row, the network has {} inputs",
+                    d.path.display(),
+                    dataset.dim,
+                    net.inputs()
+                ),
+            ));
+        }
+        if matches!(self.target, SignalConfig::Data) && dataset.classes != net.outputs().len() {
+            return Err(config_err(
+                file,
+                "data.path",
+                format!(
+                    "{} has {} classes, the network has {} outputs",
+                    d.path.display(),
+                    dataset.classes,
+                    net.outputs().len()
+                ),
+            ));
+        }
+        let targets = Arc::new(dataset.one_hot(d.target_on, d.target_off));
+        let features = Arc::new(dataset.features.clone());
+        Ok(Some(PreparedData { dataset, targets, features }))
+    }
+
+    /// The sample order of the data streams.
+    pub fn order(&self) -> Order {
+        match &self.data {
+            Some(d) if d.order == OrderName::Shuffled => Order::Shuffled { seed: d.shuffle_seed },
+            _ => Order::Sequential,
+        }
+    }
+
+    /// Total steps: `run.steps`, or `passes x rows x hold`.
+    pub fn total_steps(&self, data: Option<&PreparedData>) -> u64 {
+        match (self.run.steps, self.run.passes, data, &self.data) {
+            (Some(s), _, _, _) => s,
+            (None, Some(p), Some(pd), Some(d)) => p * pd.dataset.rows() as u64 * d.hold,
+            _ => 0,
+        }
+    }
+
+    /// The streams of every replica (each replica gets its own copy of the same streams).
+    pub fn streams(&self, replicas: usize, data: Option<&PreparedData>) -> Result<Vec<Streams>> {
+        (0..replicas)
+            .map(|_| {
+                let target = self.signal(&self.target, data, false)?;
+                let mut s = Streams { input: None, target, mask: None };
+                if let Some(input) = &self.input {
+                    s.input = Some(self.signal(input, data, true)?);
+                }
+                s.mask = match &self.mask {
+                    None => None,
+                    Some(MaskConfig::Constant { values }) => Some(Box::new(Constant(values.clone()))),
+                    Some(MaskConfig::Prequential { hidden_steps }) => {
+                        let hold = self.data.as_ref().map_or(1, |d| d.hold);
+                        let (hidden, n_out) = (*hidden_steps, self.network()?.outputs().len());
+                        Some(Box::new(crate::signal::FnSignal::new(n_out, move |step, _, out: &mut [f32]| {
+                            out.fill(if step % hold < hidden { 0.0 } else { 1.0 })
+                        })))
+                    }
+                };
+                Ok(s)
+            })
+            .collect()
+    }
+
+    fn signal(&self, cfg: &SignalConfig, data: Option<&PreparedData>, input: bool) -> Result<Box<dyn Signal>> {
+        Ok(match cfg {
+            SignalConfig::Constant { values } => Box::new(Constant(values.clone())),
+            SignalConfig::Sinusoid { channels, amplitude, frequency, phase, phase_step, offset } => {
+                Box::new(Sinusoid {
+                    dim: *channels,
+                    amplitude: *amplitude,
+                    frequency: *frequency,
+                    phase: *phase,
+                    phase_step: *phase_step,
+                    offset: *offset,
+                })
+            }
+            SignalConfig::PatchedCosines { seed, min_len, max_len } => {
+                Box::new(PatchedCosines::new(*seed, *min_len, *max_len)?)
+            }
+            SignalConfig::Data => {
+                let (pd, d) = data.zip(self.data.as_ref()).ok_or_else(|| {
+                    Error::param("data", "not loaded", "load the data set before building its streams")
+                })?;
+                let (rows, dim) = if input {
+                    (pd.features.clone(), pd.dataset.dim)
+                } else {
+                    (pd.targets.clone(), pd.dataset.classes)
+                };
+                Box::new(HeldSamples::new(rows, dim, d.hold, self.order())?)
+            }
+        })
+    }
+}
+
+/// Turns a library error about a field into a configuration error about `section.field`.
+pub fn rekey(e: Error, file: &str, section: &str) -> Error {
+    match e {
+        Error::Param { field, value, allowed } => {
+            config_err(file, format!("{section}.{field}"), format!("{value}: {allowed}"))
+        }
+        Error::Network(message) => config_err(file, section, message),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FIG: &str = r#"
+        name = "t"
+        [network]
+        kind = "fully-connected"
+        neurons = 5
+        self_loops = true
+        bias = true
+        [params]
+        c = 50.0
+        tau = 0.01
+        q = 100.0
+        r = 0.1
+        r_w = 1.0
+        theta = 1.0
+        policy = "hsf-every-step"
+        [target]
+        kind = "sinusoid"
+        frequency = 0.1
+        [run]
+        steps = 1000
+    "#;
+
+    fn parse(text: &str) -> Result<Experiment> {
+        Experiment::from_toml(text, "test.toml", Path::new("."))
+    }
+
+    #[test]
+    fn a_complete_file_builds_network_params_and_streams() {
+        let exp = parse(FIG).unwrap();
+        let net = exp.network().unwrap();
+        assert_eq!((net.n(), net.d()), (6, 1));
+        let params = exp.replica_params(&net).unwrap();
+        assert_eq!(params.len(), 1);
+        assert_eq!(params[0].policy, Policy::HsfEveryStep);
+        assert_eq!(exp.total_steps(None), 1000);
+        assert_eq!(exp.streams(1, None).unwrap().len(), 1);
+        let again = Experiment::from_json(&exp.to_json(), "json").unwrap();
+        assert_eq!(again, exp);
+    }
+
+    #[test]
+    fn errors_name_the_key_path_and_the_value() {
+        let cases = [
+            (FIG.replace("r = 0.1", "r = -0.1"), "params.r", "-0.1"),
+            (FIG.replace("r = 0.1", "r = \"fast\""), "params.r", "fast"),
+            (FIG.replace("tau = 0.01", "tau = 0.1"), "params.c * tau", "50 * 0.1 = 5"),
+            (FIG.replace("neurons = 5", "neurons = 5\nfan_in = 3"), "network.fan_in", "not used"),
+            (FIG.replace("theta = 1.0", "theta = 1.0\nspeed = 3"), "params.speed", "unknown field `speed`"),
+            (FIG.replace("kind = \"sinusoid\"", "kind = \"square\""), "target.kind", "unknown variant `square`"),
+            (FIG.replace("steps = 1000", "steps = 0"), "run", "at least one step"),
+            (FIG.replace("frequency = 0.1", "frequency = 0.1\nchannels = 2"), "target", "2 channels"),
+        ];
+        for (text, key, value) in cases {
+            let e = parse(&text).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains(&format!("`{key}`")) && msg.contains(value), "{key}: {msg}");
+            assert!(msg.starts_with("test.toml"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn a_sweep_makes_one_replica_per_combination() {
+        let text = format!("{FIG}\n[sweep]\nq = [10.0, 100.0]\nr = [0.1, 1.0, 10.0]\n");
+        let exp = parse(&text).unwrap();
+        let net = exp.network().unwrap();
+        let params = exp.replica_params(&net).unwrap();
+        let pairs: Vec<(f32, f32)> = params.iter().map(|p| (p.q, p.r)).collect();
+        assert_eq!(pairs, [(10.0, 0.1), (10.0, 1.0), (10.0, 10.0), (100.0, 0.1), (100.0, 1.0), (100.0, 10.0)]);
+        let bad = format!("{FIG}\n[sweep]\nr = [0.1, -1.0]\n");
+        let e = parse(&bad).unwrap_err().to_string();
+        assert!(e.contains("r (sweep replica 1)") && e.contains("-1"), "{e}");
+    }
+}

@@ -1,0 +1,181 @@
+//! What a run writes: `trace.csv` and `summary.json` (formats in
+//! `docs/experiment-format.md`), each written whole to a temporary file and renamed into
+//! place, so an interrupted run never leaves a half-written file.
+
+use std::io::Write;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::state::Trace;
+
+/// Writes `bytes` to `path` atomically: a sibling temporary file, synced, then renamed.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("out")));
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}
+
+/// The header of `trace.csv`: `step,t,sign`, then per replica (prefix `r<k>_` when there is
+/// more than one) `loss,lagrangian,hamiltonian`, `out<o>` and `target<o>` for each output,
+/// and `mask<o>` when the run has masks.
+pub fn trace_header(trace: &Trace, masks: bool) -> Vec<String> {
+    let mut cols = vec!["step".to_string(), "t".into(), "sign".into()];
+    for r in 0..trace.replicas {
+        let pre = if trace.replicas > 1 { format!("r{r}_") } else { String::new() };
+        for name in ["loss", "lagrangian", "hamiltonian"] {
+            cols.push(format!("{pre}{name}"));
+        }
+        for o in 0..trace.n_out {
+            cols.push(format!("{pre}out{o}"));
+            cols.push(format!("{pre}target{o}"));
+            if masks {
+                cols.push(format!("{pre}mask{o}"));
+            }
+        }
+    }
+    cols
+}
+
+/// `trace.csv` as text (f32 values printed shortest-exact, so they read back bit for bit).
+pub fn trace_csv(trace: &Trace, masks: bool) -> String {
+    let mut s = trace_header(trace, masks).join(",");
+    s.push('\n');
+    let (rr, no) = (trace.replicas, trace.n_out);
+    for row in 0..trace.rows() {
+        s.push_str(&format!("{},{:?},{}", trace.step[row], trace.t[row], trace.sign[row]));
+        for r in 0..rr {
+            let k = row * rr + r;
+            s.push_str(&format!(",{},{},{}", trace.loss[k], trace.lagrangian[k], trace.hamiltonian[k]));
+            for o in 0..no {
+                let i = k * no + o;
+                s.push_str(&format!(",{},{}", trace.outputs[i], trace.targets[i]));
+                if masks {
+                    s.push_str(&format!(",{}", trace.masks[i]));
+                }
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// What `summary.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// The experiment's name.
+    pub name: String,
+    /// `cpu` or `gpu`.
+    pub backend: String,
+    /// The adapter, for GPU runs.
+    pub adapter: Option<String>,
+    /// First step of this run (non-zero when resumed).
+    pub first_step: u64,
+    /// Steps run.
+    pub steps: u64,
+    /// Wall-clock seconds of the stepping (without writing outputs).
+    pub wall_seconds: f64,
+    /// `steps / wall_seconds`.
+    pub steps_per_second: f64,
+    /// Per replica results.
+    pub replicas: Vec<ReplicaSummary>,
+    /// The backprop baseline's passes, for data experiments with `[baseline]`.
+    pub baseline: Option<Vec<PassSummary>>,
+    /// Files written into the output folder.
+    pub files: Vec<String>,
+    /// The exact configuration that ran (after command-line overrides).
+    pub config: serde_json::Value,
+}
+
+/// One replica's results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaSummary {
+    /// Replica index.
+    pub replica: usize,
+    /// Its parameters `q, r, r_w, theta` (and `c` when global).
+    pub params: serde_json::Value,
+    /// Loss at the last recorded step.
+    pub final_loss: f64,
+    /// Mean loss over the recorded steps.
+    pub mean_loss: f64,
+    /// Scaled Lagrangian at the last recorded step.
+    pub final_lagrangian: f64,
+    /// Scaled Hamiltonian at the last recorded step.
+    pub final_hamiltonian: f64,
+    /// Tracking tasks: mean squared error over the second half of the recorded steps
+    /// divided by the target's variance there, per output.
+    pub nmse: Option<Vec<f64>>,
+    /// Classification tasks: prequential accuracy per pass.
+    pub accuracy: Option<Vec<PassSummary>>,
+}
+
+/// Accuracy over one pass of a data set.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PassSummary {
+    /// Pass index (0 = first).
+    pub pass: usize,
+    /// Samples scored in the pass.
+    pub samples: usize,
+    /// Fraction predicted correctly.
+    pub accuracy: f64,
+}
+
+/// Mean of f32 values in f64.
+pub fn mean(v: impl IntoIterator<Item = f32>) -> f64 {
+    let (mut s, mut n) = (0.0, 0usize);
+    for x in v {
+        s += x as f64;
+        n += 1;
+    }
+    if n == 0 { f64::NAN } else { s / n as f64 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_csv_has_one_row_per_record_and_documented_columns() {
+        let mut t = Trace::new(2, 1);
+        t.step = vec![0, 1];
+        t.t = vec![0.0, 0.1];
+        t.sign = vec![1.0, -1.0];
+        t.loss = vec![0.5, 0.25, 0.125, 1.0];
+        t.lagrangian = vec![1.0; 4];
+        t.hamiltonian = vec![2.0; 4];
+        t.outputs = vec![0.1, 0.2, 0.3, 0.4];
+        t.targets = vec![1.0; 4];
+        t.masks = vec![1.0; 4];
+        let csv = trace_csv(&t, false);
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(
+            lines[0],
+            "step,t,sign,r0_loss,r0_lagrangian,r0_hamiltonian,r0_out0,r0_target0,\
+             r1_loss,r1_lagrangian,r1_hamiltonian,r1_out0,r1_target0"
+        );
+        assert_eq!(lines.len(), 3);
+        assert_eq!(lines[2], "1,0.1,-1,0.125,1,2,0.3,1,1,1,2,0.4,1");
+    }
+
+    #[test]
+    fn atomic_write_replaces_whole_files_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("localprop-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("a.json");
+        write_atomic(&p, b"old").unwrap();
+        write_atomic(&p, b"new").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        assert!(write_atomic(&dir.join("missing/b.json"), b"x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
