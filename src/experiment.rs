@@ -197,7 +197,7 @@ fn score_replica(
     }
     let classification = matches!(exp.target, SignalConfig::Data);
     let nmse = (!classification && rows >= 2)
-        .then(|| (0..trace.n_out).map(|o| trace.nmse(r, o, rows / 2)).collect::<Vec<_>>());
+        .then(|| (0..trace.n_out).map(|o| Some(trace.nmse(r, o, rows / 2)).filter(|v| v.is_finite())).collect());
     let accuracy = match (classification, data, &exp.data) {
         (true, Some(pd), Some(d)) => Some(accuracy_per_pass(exp, trace, r, pd, d.hold, first_step)),
         _ => None,
@@ -400,7 +400,7 @@ fn write_plots(
         };
         if axes.len() <= 2 {
             let values: Vec<f64> =
-                replicas.iter().map(|r| r.nmse.as_ref().and_then(|v| v.first().copied()).unwrap_or(f64::NAN)).collect();
+                replicas.iter().map(|r| r.nmse.as_ref().and_then(|v| v[0]).unwrap_or(f64::NAN)).collect();
             let x_ticks: Vec<String> = xa.1.iter().map(|v| format!("{v}")).collect();
             let y_ticks: Vec<String> = ya.map_or(vec![String::new()], |a| a.1.iter().map(|v| format!("{v}")).collect());
             plot::heatmap(

@@ -158,8 +158,10 @@ fn report(s: &localprop::io::output::Summary, out: &std::path::Path) {
             "  replica {} {}: final loss {:.4e}, mean loss {:.4e}",
             r.replica, r.params, r.final_loss, r.mean_loss
         );
-        if let Some(n) = &r.nmse {
-            line.push_str(&format!(", NMSE {:.4}", n[0]));
+        match r.nmse.as_ref().map(|n| n[0]) {
+            Some(Some(n)) => line.push_str(&format!(", NMSE {n:.4}")),
+            Some(None) => line.push_str(", NMSE undefined (constant target over the second half)"),
+            None => {}
         }
         if let Some(acc) = &r.accuracy {
             let a: Vec<String> = acc.iter().map(|p| format!("{:.2}%", 100.0 * p.accuracy)).collect();

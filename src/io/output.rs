@@ -112,8 +112,9 @@ pub struct ReplicaSummary {
     /// Scaled Hamiltonian at the last recorded step.
     pub final_hamiltonian: f64,
     /// Tracking tasks: mean squared error over the second half of the recorded steps
-    /// divided by the target's variance there, per output.
-    pub nmse: Option<Vec<f64>>,
+    /// divided by the target's variance there, per output; `null` for an output whose
+    /// target is constant there (the ratio is undefined).
+    pub nmse: Option<Vec<Option<f64>>>,
     /// Classification tasks: prequential accuracy per pass.
     pub accuracy: Option<Vec<PassSummary>>,
 }

@@ -1,0 +1,285 @@
+//! The `localprop` command line end to end: every shipped experiment checks and runs (small
+//! versions) and writes every documented output; the trace, summary and checkpoint agree;
+//! `resume` continues bit for bit; bad files fail with a named problem and write nothing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use localprop::io::checkpoint;
+use localprop::io::config::Experiment;
+use localprop::io::output::Summary;
+use localprop::{Backend, Engine};
+
+const BIN: &str = env!("CARGO_BIN_EXE_localprop");
+
+fn configs() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    assert!(v.len() >= 5, "the paper's figures, digits and the sweep are shipped: {v:?}");
+    v
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("localprop-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn localprop(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("WGPU_BACKEND", "vulkan").output().expect("the binary runs")
+}
+
+fn ok(out: &Output) -> String {
+    let (o, e) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "failed: {e}\n{o}");
+    o.into_owned()
+}
+
+fn read_trace(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header = lines.next().unwrap().split(',').map(str::to_string).collect();
+    (header, lines.map(|l| l.split(',').map(str::to_string).collect()).collect())
+}
+
+#[test]
+fn every_shipped_experiment_passes_check() {
+    for cfg in configs() {
+        let out = ok(&localprop(&["check", cfg.to_str().unwrap()]));
+        assert!(out.contains(": ok ("), "{out}");
+    }
+}
+
+#[test]
+fn small_runs_of_every_shipped_experiment_write_every_output() {
+    for cfg in configs() {
+        let name = cfg.file_stem().unwrap().to_str().unwrap().to_string();
+        let dir = scratch(&name);
+        let steps = 400;
+        ok(&localprop(&[
+            "run",
+            cfg.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--steps",
+            &steps.to_string(),
+            "--out",
+            dir.to_str().unwrap(),
+            "--quiet",
+        ]));
+        let summary: Summary =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
+        for f in &summary.files {
+            let bytes = std::fs::read(dir.join(f)).unwrap_or_else(|_| panic!("{name}: {f} listed but missing"));
+            assert!(!bytes.is_empty(), "{name}: {f} is empty");
+            if f.ends_with(".png") {
+                assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name}: {f}");
+            }
+        }
+        for f in ["trace.csv", "summary.json", "checkpoint.safetensors", "loss.png", "energy.png"] {
+            assert!(summary.files.iter().any(|g| g == f), "{name}: {f} not written");
+        }
+        let exp = Experiment::load(&cfg).unwrap();
+        let net = exp.network().unwrap();
+        let replicas = exp.replica_params(&net).unwrap().len();
+        assert_eq!(summary.replicas.len(), replicas);
+        assert_eq!((summary.steps, summary.first_step, summary.backend.as_str()), (steps, 0, "cpu"));
+        assert_eq!(summary.config["network"], serde_json::to_value(&exp.network).unwrap());
+
+        // trace.csv: documented columns, one row per recorded step, and the summary agrees.
+        let (header, rows) = read_trace(&dir.join("trace.csv"));
+        let n_out = net.outputs().len();
+        let per = 3 + n_out * (2 + usize::from(exp.mask.is_some()));
+        assert_eq!(header.len(), 3 + replicas * per, "{name}: {header:?}");
+        assert_eq!(&header[..3], ["step", "t", "sign"]);
+        let pre = if replicas > 1 { "r0_" } else { "" };
+        assert_eq!(header[3], format!("{pre}loss"));
+        assert_eq!(header[6], format!("{pre}out0"));
+        assert_eq!(header[7], format!("{pre}target0"));
+        assert_eq!(rows.len() as u64, steps.div_ceil(exp.run.record_every));
+        for (k, s) in summary.replicas.iter().enumerate() {
+            let col = 3 + k * per;
+            let loss: Vec<f64> = rows.iter().map(|r| r[col].parse::<f32>().unwrap() as f64).collect();
+            assert_eq!(s.final_loss, *loss.last().unwrap(), "{name}: final loss of replica {k}");
+            let mean = loss.iter().sum::<f64>() / loss.len() as f64;
+            assert!(
+                (s.mean_loss - mean).abs() <= 1e-9 * mean.abs().max(1.0),
+                "{name}: mean loss {} vs {mean}",
+                s.mean_loss
+            );
+            if let Some(Some(nmse)) = s.nmse.as_ref().map(|v| v[0]) {
+                let half = rows.len() / 2;
+                let x: Vec<f64> = rows[half..].iter().map(|r| r[col + 3].parse().unwrap()).collect();
+                let z: Vec<f64> = rows[half..].iter().map(|r| r[col + 4].parse().unwrap()).collect();
+                let m = z.iter().sum::<f64>() / z.len() as f64;
+                let var = z.iter().map(|v| (v - m).powi(2)).sum::<f64>() / z.len() as f64;
+                let mse = x.iter().zip(&z).map(|(a, b)| (a - b).powi(2)).sum::<f64>() / z.len() as f64;
+                assert!((nmse - mse / var).abs() <= 1e-6 * (mse / var), "{name}: NMSE {nmse} vs {}", mse / var);
+            }
+        }
+        if matches!(exp.target, localprop::io::config::SignalConfig::Data) {
+            let acc = summary.replicas[0].accuracy.as_ref().expect("classification accuracy");
+            let hold = exp.data.as_ref().unwrap().hold;
+            assert_eq!(acc[0].samples as u64, steps / hold, "{name}: every fully shown sample is scored once");
+            assert!(summary.baseline.is_some() == exp.baseline.is_some());
+        }
+
+        // The checkpoint holds the state an in-process run of the same steps ends in.
+        let ckpt = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
+        let mut exp_steps = exp.clone();
+        exp_steps.run.steps = Some(steps);
+        exp_steps.run.passes = None;
+        let data = exp.load_data("test").unwrap();
+        let mut engine = Engine::with_backend(net.clone(), exp.replica_params(&net).unwrap(), Backend::Cpu).unwrap();
+        engine.set_block_steps(exp.run.block_steps).unwrap();
+        engine.set_record_every(exp.run.record_every).unwrap();
+        engine.run(steps, &mut exp.streams(replicas, data.as_ref()).unwrap()).unwrap();
+        assert_eq!(ckpt.state, engine.state().unwrap(), "{name}: checkpoint state");
+        assert_eq!(ckpt.state.step, steps);
+        assert_eq!(Experiment::from_json(&ckpt.config_json, "ckpt").unwrap().network, exp.network);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[test]
+fn resume_continues_bit_for_bit() {
+    for cfg in ["fig3-patched-q100.toml", "digits-online.toml"] {
+        let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs").join(cfg);
+        let (a, b, whole) = (scratch("resume-a"), scratch("resume-b"), scratch("resume-whole"));
+        let run = |steps: &str, out: &Path| {
+            ok(&localprop(&[
+                "run",
+                cfg.to_str().unwrap(),
+                "--backend",
+                "cpu",
+                "--steps",
+                steps,
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+            ]))
+        };
+        run("530", &a);
+        run("900", &whole);
+        let ck = a.join("checkpoint.safetensors");
+        ok(&localprop(&[
+            "resume",
+            ck.to_str().unwrap(),
+            "--steps",
+            "370",
+            "--backend",
+            "cpu",
+            "--out",
+            b.to_str().unwrap(),
+            "--quiet",
+        ]));
+        let (resumed, whole_ck) = (
+            checkpoint::load(&b.join("checkpoint.safetensors")).unwrap(),
+            checkpoint::load(&whole.join("checkpoint.safetensors")).unwrap(),
+        );
+        assert_eq!(resumed.state, whole_ck.state, "{cfg:?}: resumed state");
+        assert_eq!(resumed.t, whole_ck.t);
+        let (h1, rows_b) = read_trace(&b.join("trace.csv"));
+        let (h2, rows_whole) = read_trace(&whole.join("trace.csv"));
+        assert_eq!(h1, h2);
+        assert_eq!(rows_b, rows_whole[530..], "{cfg:?}: the resumed trace is the tail of the whole one");
+        let summary: Summary = serde_json::from_str(&std::fs::read_to_string(b.join("summary.json")).unwrap()).unwrap();
+        assert_eq!((summary.first_step, summary.steps), (530, 370));
+        for d in [a, b, whole] {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+}
+
+/// Writes `text` as an experiment file in `dir` and runs it into `dir/out`.
+fn run_bad(dir: &Path, text: &str) -> (Output, PathBuf) {
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = dir.join("out");
+    let o = localprop(&["run", file.to_str().unwrap(), "--backend", "cpu", "--out", out.to_str().unwrap(), "--quiet"]);
+    (o, out)
+}
+
+#[test]
+fn bad_files_name_the_problem_exit_non_zero_and_write_nothing() {
+    let fig1 =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/fig1-sinusoid-q10.toml"))
+            .unwrap();
+    let digits =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/digits-online.toml"))
+            .unwrap();
+    let dir = scratch("bad");
+    let short_csv = dir.join("short.csv");
+    std::fs::write(&short_csv, "1,2,3,0\n4,5,6,1\n7,8,2\n").unwrap();
+    let cases: Vec<(&str, String, Vec<&str>)> = vec![
+        (
+            "unknown key",
+            fig1.replace("theta = 1.0", "theta = 1.0\ntheeta = 2.0"),
+            vec!["`params.theeta`", "unknown field"],
+        ),
+        ("wrong type", fig1.replace("q = 10.0", "q = \"ten\""), vec!["`params.q`", "invalid type", "ten"]),
+        ("negative r", fig1.replace("r = 0.1", "r = -0.1"), vec!["`params.r`", "-0.1", "> 0"]),
+        ("c tau out of range", fig1.replace("tau = 0.01", "tau = 0.05"), vec!["`params.c * tau`", "50 * 0.05", "<= 2"]),
+        (
+            "missing data file",
+            digits.replace("../../data/digits.csv.gz", "no-such-digits.csv"),
+            vec!["`data.path`", "no-such-digits.csv", "no such file"],
+        ),
+        (
+            "wrong column count",
+            digits
+                .replace("../../data/digits.csv.gz", short_csv.to_str().unwrap())
+                .replace("sizes = [64, 32, 10]", "sizes = [3, 4, 2]"),
+            vec!["short.csv", "line 3", "3 columns", "4"],
+        ),
+    ];
+    for (what, text, needles) in cases {
+        let (o, out) = run_bad(&dir, &text);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{what}: accepted");
+        for n in needles {
+            assert!(err.contains(n), "{what}: {err:?} does not mention {n:?}");
+        }
+        assert!(!out.exists(), "{what}: wrote into --out");
+        let check = localprop(&["check", dir.join("bad.toml").to_str().unwrap()]);
+        assert!(!check.status.success(), "{what}: check accepted it");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_output_folder_holding_a_run_is_not_overwritten_without_force() {
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/fig1-sinusoid-q10.toml");
+    let dir = scratch("force");
+    let args = |extra: &[&'static str]| {
+        let mut a = vec![
+            "run",
+            cfg.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--steps",
+            "50",
+            "--out",
+            dir.to_str().unwrap(),
+            "--quiet",
+        ];
+        a.extend_from_slice(extra);
+        a.into_iter().map(String::from).collect::<Vec<_>>()
+    };
+    let run = |a: Vec<String>| Command::new(BIN).args(a).output().unwrap();
+    ok(&run(args(&[])));
+    let before = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
+    let again = run(args(&["--seed", "9"]));
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--force"));
+    assert_eq!(std::fs::read(dir.join("checkpoint.safetensors")).unwrap(), before, "the saved run was touched");
+    ok(&run(args(&["--seed", "9", "--force"])));
+    assert_ne!(std::fs::read(dir.join("checkpoint.safetensors")).unwrap(), before);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
