@@ -64,21 +64,6 @@ pub fn pass_order(rows: usize, order: Order, pass: u64) -> Vec<usize> {
     perm
 }
 
-/// `(sigma(a), sigma'(a))` in f64.
-fn sigma(act: Activation, a: f64) -> (f64, f64) {
-    match act {
-        Activation::Tanh => {
-            let t = a.tanh();
-            (t, 1.0 - t * t)
-        }
-        Activation::Logistic => {
-            let s = 1.0 / (1.0 + (-a).exp());
-            (s, s * (1.0 - s))
-        }
-        Activation::Identity => (a, 1.0),
-    }
-}
-
 /// The network's weights, their velocities and the work buffers of one sample.
 struct Learner<'a> {
     net: &'a Network,
@@ -122,7 +107,7 @@ impl<'a> Learner<'a> {
         for i in net.d()..net.n() {
             let a: f64 =
                 (row_ptr[i] as usize..row_ptr[i + 1] as usize).map(|e| self.w[e] * self.x[src[e] as usize]).sum();
-            (self.x[i], self.g[i]) = sigma(self.activation, a);
+            (self.x[i], self.g[i]) = crate::reference::sigma(self.activation, a);
         }
     }
 

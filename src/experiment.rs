@@ -300,6 +300,11 @@ fn run_baseline(
         .collect())
 }
 
+/// A linear plot against time `t`, 1200 x 600.
+fn time_plot<'a>(title: &'a str, y_label: &'a str, series: Vec<Series<'a>>) -> LinePlot<'a> {
+    LinePlot { title, x_label: "t", y_label, series, log_x: false, log_y: false, size: (1200, 600) }
+}
+
 fn write_plots(
     exp: &Experiment,
     trace: &Trace,
@@ -329,45 +334,18 @@ fn write_plots(
             series.push(Series { name: zn, x: &t, y: z });
             series.push(Series { name: xn, x: &t, y: x });
         }
-        let plot = LinePlot {
-            title: &format!("{}: output and target (replica 0)", exp.name),
-            x_label: "t",
-            y_label: "value",
-            series,
-            log_x: false,
-            log_y: false,
-            size: (1200, 600),
-        };
-        plot::line_plot(&out.join("output.png"), &plot)?;
+        let title = format!("{}: output and target (replica 0)", exp.name);
+        plot::line_plot(&out.join("output.png"), &time_plot(&title, "value", series))?;
         files.push("output.png".into());
     }
     let loss = col(&trace.loss, 0);
     let lag = col(&trace.lagrangian, 0);
     let ham = col(&trace.hamiltonian, 0);
-    plot::line_plot(
-        &out.join("loss.png"),
-        &LinePlot {
-            title: &format!("{}: loss (q/2) sum mask (x - z)^2 (replica 0)", exp.name),
-            x_label: "t",
-            y_label: "loss",
-            series: vec![Series { name: "loss", x: &t, y: &loss }],
-            log_x: false,
-            log_y: false,
-            size: (1200, 600),
-        },
-    )?;
-    plot::line_plot(
-        &out.join("energy.png"),
-        &LinePlot {
-            title: &format!("{}: scaled Lagrangian and Hamiltonian (replica 0)", exp.name),
-            x_label: "t",
-            y_label: "energy / phi",
-            series: vec![Series { name: "Lagrangian", x: &t, y: &lag }, Series { name: "Hamiltonian", x: &t, y: &ham }],
-            log_x: false,
-            log_y: false,
-            size: (1200, 600),
-        },
-    )?;
+    let title = format!("{}: loss (q/2) sum mask (x - z)^2 (replica 0)", exp.name);
+    plot::line_plot(&out.join("loss.png"), &time_plot(&title, "loss", vec![Series { name: "loss", x: &t, y: &loss }]))?;
+    let title = format!("{}: scaled Lagrangian and Hamiltonian (replica 0)", exp.name);
+    let energies = vec![Series { name: "Lagrangian", x: &t, y: &lag }, Series { name: "Hamiltonian", x: &t, y: &ham }];
+    plot::line_plot(&out.join("energy.png"), &time_plot(&title, "energy / phi", energies))?;
     files.extend(["loss.png".to_string(), "energy.png".to_string()]);
     if classification && let Some(acc) = &replicas[0].accuracy {
         let passes: Vec<f64> = acc.iter().map(|a| a.pass as f64 + 1.0).collect();
