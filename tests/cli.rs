@@ -283,3 +283,52 @@ fn an_output_folder_holding_a_run_is_not_overwritten_without_force() {
     assert_ne!(std::fs::read(dir.join("checkpoint.safetensors")).unwrap(), before);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn python_reads_the_checkpoint_with_the_safetensors_package() {
+    let probe = Command::new("python3").args(["-c", "import safetensors, numpy"]).output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        assert!(
+            std::env::var("LOCALPROP_REQUIRE_PYTHON").as_deref() != Ok("1"),
+            "LOCALPROP_REQUIRE_PYTHON=1 but python3 with safetensors and numpy is missing"
+        );
+        eprintln!("SKIPPED: python3 with safetensors and numpy not found");
+        return;
+    }
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/sweep-q-r.toml");
+    let dir = scratch("python");
+    let args = ["run", cfg.to_str().unwrap(), "--backend", "cpu", "--steps", "77", "--out", dir.to_str().unwrap()];
+    ok(&localprop(&[&args[..], &["--quiet"]].concat()));
+    let script = r#"
+import json, sys
+from safetensors.numpy import load_file
+from safetensors import safe_open
+path = sys.argv[1]
+t = load_file(path)
+meta = safe_open(path, "np").metadata()
+print(json.dumps({k: [str(v.dtype), list(v.shape), float(v.astype("float64").sum())] for k, v in t.items()}))
+print(json.dumps({k: meta[k] for k in ["format", "step", "t", "replicas", "n", "n_edges"]}))
+print(json.loads(meta["config"])["name"])
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, dir.join("checkpoint.safetensors").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = ok(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let tensors: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    let meta: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+    let ckpt = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
+    let (r, n, e) = (ckpt.state.replicas, ckpt.n, ckpt.edge_src.len());
+    assert_eq!(tensors["x"][0], "float32");
+    assert_eq!(tensors["x"][1], serde_json::json!([r, n]));
+    let sum: f64 = ckpt.state.x.iter().map(|&v| v as f64).sum();
+    let py = tensors["x"][2].as_f64().unwrap();
+    assert!((py - sum).abs() <= 1e-9 * sum.abs().max(1.0), "python sums x to {py}, rust to {sum}");
+    assert_eq!(tensors["w"][1], serde_json::json!([r, e]));
+    assert_eq!(tensors["edge_src"][0], "uint32");
+    assert_eq!(meta["format"], "localprop-checkpoint");
+    assert_eq!((meta["step"].as_str(), meta["replicas"].as_str()), (Some("77"), Some("20")));
+    assert_eq!(lines[2], "sweep-q-r");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
