@@ -123,3 +123,33 @@ fn cpu_replicas_equal_separate_runs_bit_for_bit() {
         assert_eq!(joint_state.p_of(k), &state.p[..], "replica {k} costates");
     }
 }
+
+#[test]
+fn cpu_kernels_give_the_same_bits_on_one_thread_and_on_many() {
+    // 60 100 synapses and 501 neurons x 40 replicas: every kernel is above the parallel split.
+    let net = NetworkSpec::layered(&[200, 200, 100]).bias(true).seed(3).build().unwrap();
+    assert!(net.n_edges() >= localprop::cpu::PARALLEL_FROM && 40 * net.n() >= localprop::cpu::PARALLEL_FROM);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let params = (0..40).map(|k| Params { q: 1.0 + k as f32, theta: 1.0, ..Params::default() }).collect();
+            let mut e = Engine::with_replicas(net.clone(), params).unwrap();
+            let streams = (0..40)
+                .map(|_| {
+                    Streams::new(Sinusoid { dim: 100, ..Sinusoid::new(0.5, 0.2) }).with_input(Sinusoid {
+                        dim: 200,
+                        phase_step: 0.1,
+                        ..Sinusoid::new(1.0, 0.3)
+                    })
+                })
+                .collect::<Vec<_>>();
+            let mut streams = streams;
+            let trace = e.run(30, &mut streams).unwrap();
+            (trace, e.state().unwrap())
+        })
+    };
+    let (t1, s1) = run(1);
+    let (t4, s4) = run(4);
+    assert_eq!(s1, s4);
+    assert_eq!(t1, t4);
+}

@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/state_step.wgsl`.
 
-use super::{Buffers, flush, x_value};
+use super::{Buffers, each_into3, flush, x_value};
 use crate::activation::activate;
 use crate::layout::StepUniform;
 
@@ -8,19 +8,22 @@ use crate::layout::StepUniform;
 /// `x_i <- x_i + tau s c_i (sigma(a_i) - x_i)` into the other ping-pong buffer, the message
 /// `e_hat_i = c_i sigma'(a_i) p_i` and the state power `h_i = p_i c_i (sigma(a_i) - x_i)`.
 /// Input neurons copy their input into the next buffer.
+///
+/// The loop over invocations is split over threads for large networks ([`super::PARALLEL_FROM`]);
+/// each invocation's arithmetic is the shader's, in the shader's order.
 pub fn state_step(b: &mut Buffers, s: &StepUniform, src: usize) {
     let Buffers { params: k, row_ptr, edge_src, w, x, inputs, c, p, e_hat, h, .. } = b;
     let [x0, x1] = x;
     let (x_in, x_out) = if src == 0 { (&*x0, x1) } else { (&*x1, x0) };
     let (n, ne) = (k.n as usize, k.n_edges as usize);
-    for gid in 0..k.replicas as usize * n {
+    let k = &*k;
+    let (inputs, row_ptr, edge_src, w, c, p) = (&*inputs, &*row_ptr, &*edge_src, &*w, &*c, &*p);
+    // One invocation; returns (x_out, e_hat, h) of neuron `gid`.
+    each_into3(x_out, e_hat, h, |gid| {
         let r = gid / n;
         let i = gid % n;
         if i < k.d as usize {
-            x_out[gid] = x_value(k, s, inputs, x_in, r, i);
-            e_hat[gid] = 0.0;
-            h[gid] = 0.0;
-            continue;
+            return [x_value(k, s, inputs, x_in, r, i), 0.0, 0.0];
         }
         let mut a = 0.0f32;
         for e in row_ptr[i] as usize..row_ptr[i + 1] as usize {
@@ -31,8 +34,6 @@ pub fn state_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         let ci = c[gid];
         let pi = p[gid];
         let dx = ci * (sig - xi);
-        x_out[gid] = flush(xi + k.tau * (s.sign_state * dx));
-        e_hat[gid] = ci * dsig * pi;
-        h[gid] = pi * dx;
-    }
+        [flush(xi + k.tau * (s.sign_state * dx)), ci * dsig * pi, pi * dx]
+    });
 }
