@@ -21,7 +21,8 @@ pub fn costate_step(b: &mut Buffers, s: &StepUniform, src: usize) {
     let (replica, out_ptr, out_edge, edge_dst, out_slot) = (&*replica, &*out_ptr, &*out_edge, &*edge_dst, &*out_slot);
     let (w, c, e_hat, targets, masks) = (&*w, &*c, &*e_hat, &*targets, &*masks);
     // One invocation; `pi` is this neuron's step-n costate, the result its step-n+1 costate.
-    each_in_place(p, |gid, pi| {
+    let work = k.replicas as usize * (n + ne);
+    each_in_place(p, work, |gid, pi| {
         let r = gid / n;
         let i = gid % n;
         if i < k.d as usize {

@@ -83,19 +83,26 @@ pub(crate) fn flush(v: f32) -> f32 {
     if v.abs() < FLUSH_BELOW { 0.0 } else { v }
 }
 
-/// Invocations from which a kernel splits its loop over threads (rayon). Each invocation
-/// reads the step-`n` buffers and writes only its own outputs, so the split changes no value:
-/// results are bit-identical for any thread count. Below this the loop stays serial, where
-/// the cost of waking threads would exceed the work.
+/// Work (invocations plus the terms they gather) from which a kernel splits its loop over
+/// threads (rayon). Each invocation reads the step-`n` buffers and writes only its own
+/// outputs, so the split changes no value: results are bit-identical for any thread count.
+/// Below this the loop stays serial, where waking threads would cost more than the work.
 pub const PARALLEL_FROM: usize = 1 << 14;
 
-/// Runs `f(gid, old) -> new` for every element of `out`, in place (`costate_step`).
-pub(crate) fn each_in_place(out: &mut [f32], f: impl Fn(usize, f32) -> f32 + Sync) {
+/// The smallest chunk of invocations worth a thread: about 1024 units of work each.
+fn min_chunk(len: usize, work: usize) -> usize {
+    (1024 * len / work.max(1)).max(1)
+}
+
+/// Runs `f(gid, old) -> new` for every element of `out`, in place (`costate_step`); `work`
+/// counts the invocations and the terms they gather.
+pub(crate) fn each_in_place(out: &mut [f32], work: usize, f: impl Fn(usize, f32) -> f32 + Sync) {
     use rayon::prelude::*;
-    if out.len() < PARALLEL_FROM {
+    if work < PARALLEL_FROM {
         out.iter_mut().enumerate().for_each(|(gid, v)| *v = f(gid, *v));
     } else {
-        out.par_iter_mut().with_min_len(1024).enumerate().for_each(|(gid, v)| *v = f(gid, *v));
+        let chunk = min_chunk(out.len(), work);
+        out.par_iter_mut().with_min_len(chunk).enumerate().for_each(|(gid, v)| *v = f(gid, *v));
     }
 }
 
@@ -110,14 +117,22 @@ pub(crate) fn each_pair_in_place(a: &mut [f32], b: &mut [f32], f: impl Fn(usize,
     }
 }
 
-/// Runs `f(gid) -> [a, b, c]` for every invocation and stores the three outputs (`state_step`).
-pub(crate) fn each_into3(a: &mut [f32], b: &mut [f32], c: &mut [f32], f: impl Fn(usize) -> [f32; 3] + Sync) {
+/// Runs `f(gid) -> [a, b, c]` for every invocation and stores the three outputs
+/// (`state_step`); `work` counts the invocations and the terms they gather.
+pub(crate) fn each_into3(
+    a: &mut [f32],
+    b: &mut [f32],
+    c: &mut [f32],
+    work: usize,
+    f: impl Fn(usize) -> [f32; 3] + Sync,
+) {
     use rayon::prelude::*;
     let body = |(gid, ((x, y), z)): (usize, ((&mut f32, &mut f32), &mut f32))| [*x, *y, *z] = f(gid);
-    if a.len() < PARALLEL_FROM {
+    if work < PARALLEL_FROM {
         a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()).enumerate().for_each(body);
     } else {
-        a.par_iter_mut().zip(b.par_iter_mut()).zip(c.par_iter_mut()).with_min_len(1024).enumerate().for_each(body);
+        let chunk = min_chunk(a.len(), work);
+        a.par_iter_mut().zip(b.par_iter_mut()).zip(c.par_iter_mut()).with_min_len(chunk).enumerate().for_each(body);
     }
 }
 

@@ -19,7 +19,8 @@ pub fn state_step(b: &mut Buffers, s: &StepUniform, src: usize) {
     let k = &*k;
     let (inputs, row_ptr, edge_src, w, c, p) = (&*inputs, &*row_ptr, &*edge_src, &*w, &*c, &*p);
     // One invocation; returns (x_out, e_hat, h) of neuron `gid`.
-    each_into3(x_out, e_hat, h, |gid| {
+    let work = k.replicas as usize * (n + ne);
+    each_into3(x_out, e_hat, h, work, |gid| {
         let r = gid / n;
         let i = gid % n;
         if i < k.d as usize {
