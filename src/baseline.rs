@@ -38,7 +38,7 @@ impl SgdMomentum {
 }
 
 /// The prequential score of one pass over the samples.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct PassResult {
     /// The pass, counted from 0.
     pub pass: usize,
@@ -50,6 +50,8 @@ pub struct PassResult {
     pub mean_loss: f64,
     /// Number of samples in the pass.
     pub samples: usize,
+    /// Whether each sample of the pass, in order, was predicted right.
+    pub correct: Vec<bool>,
 }
 
 /// The sample order of pass `pass` over `rows` rows, exactly as
@@ -256,10 +258,10 @@ pub fn train_prequential(
     let mut learner = Learner::new(net, activation);
     let mut results = Vec::with_capacity(order.len());
     for (p, pass) in order.iter().enumerate() {
-        let (mut correct, mut total_loss) = (0usize, 0f64);
+        let (mut correct, mut total_loss) = (Vec::with_capacity(pass.len()), 0f64);
         for (s, &r) in pass.iter().enumerate() {
             learner.forward(&data.features[r * dim..(r + 1) * dim]);
-            correct += usize::from(learner.predict() == data.labels[r]);
+            correct.push(learner.predict() == data.labels[r]);
             let loss = learner.backward(&targets[r * n_out..(r + 1) * n_out]);
             if !loss.is_finite() {
                 return Err(diverged(format!("the loss is {loss} at pass {p}, sample {s} (row {r})")));
@@ -273,9 +275,10 @@ pub fn train_prequential(
         let samples = pass.len();
         results.push(PassResult {
             pass: p,
-            accuracy: correct as f64 / samples as f64,
+            accuracy: correct.iter().filter(|&&c| c).count() as f64 / samples as f64,
             mean_loss: total_loss / samples as f64,
             samples,
+            correct,
         });
     }
     Ok(results)

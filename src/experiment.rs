@@ -119,13 +119,23 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     for (r, p) in params.iter().enumerate() {
         replicas.push(score_replica(&exp, &trace, r, p, data.as_ref(), first_step));
     }
-    let baseline = match (&exp.baseline, data.as_ref()) {
-        (Some(b), Some(pd)) => Some(run_baseline(&exp, &net, &params[0], pd, b.lr, b.momentum, first_step, steps)?),
-        _ => None,
-    };
+    // Per-sample outcomes of replica 0 and of the baseline, for the running-accuracy plot.
+    let mut outcomes: Vec<(&str, Outcomes)> = Vec::new();
+    let mut baseline = None;
+    if let Some(pd) = data.as_ref().filter(|_| matches!(exp.target, SignalConfig::Data)) {
+        let scored = scored_samples(&exp, pd.dataset.rows() as u64, first_step, steps);
+        outcomes.push(("local propagation", local_outcomes(&trace, 0, pd, &scored, first_step)));
+        // The baseline has no checkpoint: it runs with fresh runs only, never on a resumed tail.
+        if let Some(b) = exp.baseline.as_ref().filter(|_| first_step == 0) {
+            let opt = SgdMomentum { lr: b.lr, momentum: b.momentum };
+            let (passes, per_sample) = run_baseline(&net, &params[0], pd, opt, &scored)?;
+            baseline = Some(passes);
+            outcomes.push(("backprop, SGD + momentum", per_sample));
+        }
+    }
 
     let mut files = vec![TRACE_FILE.to_string(), SUMMARY_FILE.to_string(), CHECKPOINT_FILE.to_string()];
-    files.extend(write_plots(&exp, &trace, &replicas, baseline.as_deref(), &opts.out)?);
+    files.extend(write_plots(&exp, &trace, &replicas, &outcomes, &opts.out)?);
     let adapter = engine.backend_description().strip_prefix("gpu: ").map(str::to_string);
     let summary = Summary {
         name: exp.name.clone(),
@@ -198,8 +208,11 @@ fn score_replica(
     let classification = matches!(exp.target, SignalConfig::Data);
     let nmse = (!classification && rows >= 2)
         .then(|| (0..trace.n_out).map(|o| Some(trace.nmse(r, o, rows / 2)).filter(|v| v.is_finite())).collect());
-    let accuracy = match (classification, data, &exp.data) {
-        (true, Some(pd), Some(d)) => Some(accuracy_per_pass(exp, trace, r, pd, d.hold, first_step)),
+    let accuracy = match (classification, data) {
+        (true, Some(pd)) => {
+            let scored = scored_samples(exp, pd.dataset.rows() as u64, first_step, trace_steps(trace, first_step));
+            Some(per_pass(local_outcomes(trace, r, pd, &scored, first_step)))
+        }
         _ => None,
     };
     ReplicaSummary {
@@ -214,54 +227,70 @@ fn score_replica(
     }
 }
 
-/// Prequential accuracy: each sample is predicted (argmax of the outputs) at its
-/// prediction step; samples whose prediction step lies outside the run are not scored.
-fn accuracy_per_pass(
-    exp: &Experiment,
+/// Per-sample prequential outcomes in stream order: `(pass, predicted right)`.
+type Outcomes = Vec<(u64, bool)>;
+
+/// The data samples a run scores, in stream order: those whose prediction step lies in the
+/// run, as `(pass, row, prediction step)`. The local rule and the baseline score the same list.
+fn scored_samples(exp: &Experiment, rows: u64, first_step: u64, steps: u64) -> Vec<(u64, usize, u64)> {
+    let hold = exp.data.as_ref().map_or(1, |d| d.hold);
+    let offset = predict_offset(exp);
+    let mut out = Vec::new();
+    let mut order: Option<(u64, Vec<usize>)> = None;
+    let mut sample = first_step / hold;
+    loop {
+        let step = sample * hold + offset;
+        if step >= first_step + steps {
+            break;
+        }
+        if step >= first_step {
+            let (pass, pos) = (sample / rows, (sample % rows) as usize);
+            if order.as_ref().is_none_or(|(p, _)| *p != pass) {
+                order = Some((pass, pass_order(rows as usize, exp.order(), pass)));
+            }
+            out.push((pass, order.as_ref().map_or(pos, |(_, o)| o[pos]), step));
+        }
+        sample += 1;
+    }
+    out
+}
+
+/// Accuracy per pass from per-sample outcomes `(pass, correct)`.
+fn per_pass(outcomes: impl IntoIterator<Item = (u64, bool)>) -> Vec<PassSummary> {
+    let mut list: Vec<PassSummary> = Vec::new();
+    for (pass, ok) in outcomes {
+        if list.last().is_none_or(|p| p.pass as u64 != pass) {
+            list.push(PassSummary { pass: pass as usize, samples: 0, accuracy: 0.0 });
+        }
+        let p = list.last_mut().expect("just pushed");
+        p.accuracy = (p.accuracy * p.samples as f64 + f64::from(u8::from(ok))) / (p.samples + 1) as f64;
+        p.samples += 1;
+    }
+    list
+}
+
+/// Prequential outcomes of replica `r`: each scored sample predicted (argmax of the outputs)
+/// at its prediction step.
+fn local_outcomes(
     trace: &Trace,
     r: usize,
     pd: &PreparedData,
-    hold: u64,
+    scored: &[(u64, usize, u64)],
     first_step: u64,
-) -> Vec<PassSummary> {
-    let rows = pd.dataset.rows() as u64;
-    let offset = predict_offset(exp);
-    let last_step = first_step + trace.rows() as u64;
-    let mut per_pass: Vec<(usize, usize)> = Vec::new();
-    let first_sample = first_step.div_ceil(hold);
-    let mut sample = first_sample;
-    let mut order: Option<(u64, Vec<usize>)> = None;
-    loop {
-        let step = sample * hold + offset;
-        if step < first_step {
-            sample += 1;
-            continue;
-        }
-        if step >= last_step {
-            break;
-        }
-        let (pass, pos) = (sample / rows, (sample % rows) as usize);
-        if order.as_ref().is_none_or(|(p, _)| *p != pass) {
-            order = Some((pass, pass_order(rows as usize, exp.order(), pass)));
-        }
-        let row = order.as_ref().map_or(pos, |(_, o)| o[pos]);
-        let tr = (step - first_step) as usize;
-        let outs = &trace.outputs[(tr * trace.replicas + r) * trace.n_out..][..trace.n_out];
-        let predicted = argmax(outs);
-        let k = pass as usize;
-        if per_pass.len() <= k {
-            per_pass.resize(k + 1, (0, 0));
-        }
-        per_pass[k].0 += 1;
-        per_pass[k].1 += usize::from(predicted == pd.dataset.labels[row]);
-        sample += 1;
-    }
-    per_pass
-        .into_iter()
-        .enumerate()
-        .filter(|(_, (n, _))| *n > 0)
-        .map(|(pass, (n, ok))| PassSummary { pass, samples: n, accuracy: ok as f64 / n as f64 })
+) -> Vec<(u64, bool)> {
+    scored
+        .iter()
+        .map(|&(pass, row, step)| {
+            let tr = (step - first_step) as usize;
+            let outs = &trace.outputs[(tr * trace.replicas + r) * trace.n_out..][..trace.n_out];
+            (pass, argmax(outs) == pd.dataset.labels[row])
+        })
         .collect()
+}
+
+/// Steps a trace of a data run covers (data runs record every step).
+fn trace_steps(trace: &Trace, first_step: u64) -> u64 {
+    trace.step.last().map_or(0, |&s| s + 1 - first_step)
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -274,30 +303,31 @@ fn argmax(v: &[f32]) -> usize {
     best
 }
 
-/// The backprop baseline on the same samples in the same order as the local rule saw them.
-#[expect(clippy::too_many_arguments, reason = "one call site; the pieces are unrelated")]
+/// The backprop baseline on the same samples in the same order as the local rule saw them;
+/// returns its accuracy per pass and its per-sample outcomes.
 fn run_baseline(
-    exp: &Experiment,
     net: &crate::Network,
     p: &Params,
     pd: &PreparedData,
-    lr: f32,
-    momentum: f32,
-    first_step: u64,
-    steps: u64,
-) -> Result<Vec<PassSummary>> {
-    let hold = exp.data.as_ref().map_or(1, |d| d.hold);
-    let rows = pd.dataset.rows() as u64;
-    let samples = (first_step + steps) / hold - first_step / hold;
-    let passes = samples.div_ceil(rows.max(1));
-    let first_pass = first_step / hold / rows.max(1);
-    let order: Vec<Vec<usize>> =
-        (first_pass..first_pass + passes).map(|k| pass_order(rows as usize, exp.order(), k)).collect();
-    let results = train_prequential(net, p.activation, &pd.dataset, &pd.targets, &order, SgdMomentum { lr, momentum })?;
-    Ok(results
-        .into_iter()
-        .map(|r| PassSummary { pass: r.pass + first_pass as usize, samples: r.samples, accuracy: r.accuracy })
-        .collect())
+    opt: SgdMomentum,
+    scored: &[(u64, usize, u64)],
+) -> Result<(Vec<PassSummary>, Outcomes)> {
+    let mut passes: Vec<u64> = Vec::new();
+    let mut order: Vec<Vec<usize>> = Vec::new();
+    for &(pass, row, _) in scored {
+        if passes.last() != Some(&pass) {
+            passes.push(pass);
+            order.push(Vec::new());
+        }
+        order.last_mut().expect("just pushed").push(row);
+    }
+    if order.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let results = train_prequential(net, p.activation, &pd.dataset, &pd.targets, &order, opt)?;
+    let passes = &passes;
+    let outcomes: Outcomes = results.iter().flat_map(|r| r.correct.iter().map(move |&c| (passes[r.pass], c))).collect();
+    Ok((per_pass(outcomes.iter().copied()), outcomes))
 }
 
 /// A linear plot against time `t`, 1200 x 600.
@@ -309,7 +339,7 @@ fn write_plots(
     exp: &Experiment,
     trace: &Trace,
     replicas: &[ReplicaSummary],
-    baseline: Option<&[PassSummary]>,
+    outcomes: &[(&str, Outcomes)],
     out: &Path,
 ) -> Result<Vec<String>> {
     let mut files = Vec::new();
@@ -347,28 +377,41 @@ fn write_plots(
     let energies = vec![Series { name: "Lagrangian", x: &t, y: &lag }, Series { name: "Hamiltonian", x: &t, y: &ham }];
     plot::line_plot(&out.join("energy.png"), &time_plot(&title, "energy / phi", energies))?;
     files.extend(["loss.png".to_string(), "energy.png".to_string()]);
-    if classification && let Some(acc) = &replicas[0].accuracy {
-        let passes: Vec<f64> = acc.iter().map(|a| a.pass as f64 + 1.0).collect();
-        let local: Vec<f64> = acc.iter().map(|a| a.accuracy).collect();
-        let mut series = vec![Series { name: "local propagation", x: &passes, y: &local }];
-        let (bp, bx): (Vec<f64>, Vec<f64>) =
-            baseline.unwrap_or(&[]).iter().map(|a| (a.accuracy, a.pass as f64 + 1.0)).unzip();
-        if !bp.is_empty() {
-            series.push(Series { name: "backprop SGD + momentum", x: &bx, y: &bp });
-        }
-        plot::line_plot(
-            &out.join("accuracy.png"),
-            &LinePlot {
-                title: &format!("{}: prequential accuracy per pass", exp.name),
-                x_label: "pass",
+    if !outcomes.is_empty() {
+        // Running prequential accuracy: the mean over the last `window` samples.
+        let window = 100usize;
+        let curves: Vec<(&str, Vec<f64>, Vec<f64>)> = outcomes
+            .iter()
+            .map(|(name, o)| {
+                let (mut xs, mut ys, mut hits) = (Vec::new(), Vec::new(), 0usize);
+                for (k, &(_, ok)) in o.iter().enumerate() {
+                    hits += usize::from(ok);
+                    if k >= window {
+                        hits -= usize::from(o[k - window].1);
+                    }
+                    if k + 1 >= window {
+                        xs.push(k as f64 + 1.0);
+                        ys.push(hits as f64 / window as f64);
+                    }
+                }
+                (*name, xs, ys)
+            })
+            .collect();
+        let series: Vec<Series> = curves.iter().map(|(name, x, y)| Series { name, x, y }).collect();
+        if series.iter().all(|s| !s.x.is_empty()) {
+            let title = format!("{}: prequential accuracy over the last {window} samples", exp.name);
+            let plot = LinePlot {
+                title: &title,
+                x_label: "samples seen",
                 y_label: "accuracy",
                 series,
                 log_x: false,
                 log_y: false,
-                size: (900, 600),
-            },
-        )?;
-        files.push("accuracy.png".into());
+                size: (1200, 600),
+            };
+            plot::line_plot(&out.join("accuracy.png"), &plot)?;
+            files.push("accuracy.png".into());
+        }
     }
     let axes = exp.sweep_axes();
     if !axes.is_empty() && !classification {
