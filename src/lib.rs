@@ -20,6 +20,9 @@ pub mod rng;
 pub mod signal;
 pub mod state;
 
+/// The wgpu this crate is built against: embed with `localprop::wgpu` so the versions match.
+pub use wgpu;
+
 pub use engine::{Backend, Engine};
 pub use error::{Error, Result};
 pub use network::{Init, Network, NetworkSpec, Topology};
