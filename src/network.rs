@@ -265,16 +265,28 @@ impl Network {
                 edges
             }
             Topology::RandomSparse { fan_in, self_loops, .. } => {
-                let mut edges = Vec::with_capacity(e);
-                let candidates: Vec<usize> = (0..inputs).chain(d..n).collect();
-                for i in d..n {
-                    // Partial Fisher-Yates over the candidates: `fan_in` distinct parents.
-                    let mut c: Vec<usize> = candidates.iter().copied().filter(|&j| *self_loops || j != i).collect();
-                    for k in 0..*fan_in {
-                        let pick = k + rng.below((c.len() - k) as u64) as usize;
-                        c.swap(k, pick);
-                        edges.push((c[k], i));
+                // The possible parents of `i`: the inputs, then the non-input neurons, without
+                // `i` itself unless self-loops are allowed; `k`-th of them, without a list.
+                let m = inputs + (n - d) - usize::from(!self_loops);
+                let parent = |i: usize, k: usize| {
+                    if k < inputs {
+                        return k;
                     }
+                    let j = d + (k - inputs);
+                    if !self_loops && j >= i { j + 1 } else { j }
+                };
+                let mut edges = Vec::with_capacity(e);
+                let mut chosen: Vec<usize> = Vec::with_capacity(*fan_in);
+                for i in d..n {
+                    // `fan_in` distinct positions drawn uniformly (Floyd's algorithm: one draw
+                    // each, no rejection, O(fan_in^2) with fan_in small), then sorted.
+                    chosen.clear();
+                    for top in m - fan_in..m {
+                        let k = rng.below(top as u64 + 1) as usize;
+                        chosen.push(if chosen.contains(&k) { top } else { k });
+                    }
+                    chosen.sort_unstable();
+                    edges.extend(chosen.iter().map(|&k| (parent(i, k), i)));
                 }
                 edges
             }
@@ -465,5 +477,34 @@ impl Network {
         let row = *self.row_ptr.get(target)? as usize..*self.row_ptr.get(target + 1)? as usize;
         let found = self.edge_src[row.clone()].binary_search(&(source as u32)).ok()?;
         Some(row.start + found)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_sparse_parents_are_distinct_uniform_and_exclude_self_and_bias() {
+        let net = NetworkSpec::random_sparse(10, 200, 7, false).bias(true).seed(5).build().unwrap();
+        let (d, n) = (net.d(), net.n());
+        let mut hits = vec![0usize; n];
+        for i in d..n {
+            let row = net.row_ptr()[i] as usize..net.row_ptr()[i + 1] as usize;
+            let parents: Vec<usize> = net.edge_src()[row].iter().map(|&j| j as usize).collect();
+            assert_eq!(parents.len(), 8, "7 drawn parents + the bias");
+            assert!(parents.windows(2).all(|w| w[0] < w[1]), "distinct, sorted: {parents:?}");
+            assert!(!parents.contains(&i), "no self-loop");
+            assert_eq!(parents.iter().filter(|&&j| j == 10).count(), 1, "the bias edge only once");
+            for &j in &parents {
+                hits[j] += 1;
+            }
+        }
+        // 200 x 7 draws over 209 candidates: each about 6.7 times; none far off.
+        let drawn: Vec<usize> = (0..n).filter(|&j| j != 10).map(|j| hits[j]).collect();
+        assert!(drawn.iter().all(|&h| h <= 20), "{drawn:?}");
+        assert!(drawn.iter().filter(|&&h| h == 0).count() < 10, "{drawn:?}");
+        let again = NetworkSpec::random_sparse(10, 200, 7, false).bias(true).seed(5).build().unwrap();
+        assert_eq!(again, net, "seeded");
     }
 }

@@ -875,6 +875,11 @@ impl Experiment {
 
     /// The streams of every replica (each replica gets its own copy of the same streams).
     pub fn streams(&self, replicas: usize, data: Option<&PreparedData>) -> Result<Vec<Streams>> {
+        // Built once, not per replica: only the prequential mask needs the output count.
+        let n_out = match self.mask {
+            Some(MaskConfig::Prequential { .. }) => self.network()?.outputs().len(),
+            _ => 0,
+        };
         (0..replicas)
             .map(|_| {
                 let target = self.signal(&self.target, data, false)?;
@@ -887,7 +892,7 @@ impl Experiment {
                     Some(MaskConfig::Constant { values }) => Some(Box::new(Constant(values.clone()))),
                     Some(MaskConfig::Prequential { hidden_steps }) => {
                         let hold = self.data.as_ref().map_or(1, |d| d.hold);
-                        let (hidden, n_out) = (*hidden_steps, self.network()?.outputs().len());
+                        let hidden = *hidden_steps;
                         Some(Box::new(crate::signal::FnSignal::new(n_out, move |step, _, out: &mut [f32]| {
                             out.fill(if step % hold < hidden { 0.0 } else { 1.0 })
                         })))
