@@ -387,12 +387,24 @@ impl Engine {
 
     /// The run's last guard: a state that turned non-finite after the last recorded step
     /// (or between sparse records) is an error, never an `Ok`.
+    /// On the CPU the buffers are checked where they are; the GPU state is read back once.
     fn check_state(&mut self) -> Result<()> {
-        let state = self.state()?;
-        for (quantity, values) in [("x", &state.x), ("p", &state.p), ("w", &state.w), ("pw", &state.pw)] {
+        let (step, replicas) = (self.step(), self.replicas());
+        let read;
+        let [x, p, w, pw]: [&[f32]; 4] = match &mut self.exec {
+            Exec::Cpu(cpu, _) => {
+                let b = &cpu.buffers;
+                [&b.x[(step % 2) as usize], &b.p, &b.w, &b.pw]
+            }
+            Exec::Gpu(g) => {
+                read = g.read_state()?;
+                [&read[0], &read[1], &read[2], &read[3]]
+            }
+        };
+        for (quantity, values) in [("x", x), ("p", p), ("w", w), ("pw", pw)] {
             if let Some(k) = values.iter().position(|v| !v.is_finite()) {
-                let per = values.len() / state.replicas;
-                return Err(Error::Diverged { quantity, value: values[k], step: state.step, replica: k / per });
+                let per = values.len() / replicas;
+                return Err(Error::Diverged { quantity, value: values[k], step, replica: k / per });
             }
         }
         Ok(())

@@ -45,8 +45,8 @@ pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 pub fn check(path: &Path) -> Result<(Experiment, u64, usize)> {
     let exp = Experiment::load(path)?;
     let file = path.display().to_string();
-    let data = exp.load_data(&file)?;
     let net = exp.network()?;
+    let data = exp.load_data(&file, &net)?;
     let replicas = exp.replica_params(&net).map_err(|e| rekey(e, &file, "params"))?.len();
     Ok((exp.clone(), exp.total_steps(data.as_ref()), replicas))
 }
@@ -93,8 +93,8 @@ fn refuse_existing(out: &Path, force: bool) -> Result<()> {
 fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOptions) -> Result<Summary> {
     // Everything is checked before anything is written.
     refuse_existing(&opts.out, opts.force)?;
-    let data = exp.load_data(file)?;
     let net = exp.network().map_err(|e| rekey(e, file, "network"))?;
+    let data = exp.load_data(file, &net)?;
     let params = exp.replica_params(&net).map_err(|e| rekey(e, file, "params"))?;
     let steps = exp.total_steps(data.as_ref());
     let backend = opts.backend.unwrap_or(exp.run.backend.backend());

@@ -135,7 +135,7 @@ fn small_runs_of_every_shipped_experiment_write_every_output() {
         let mut exp_steps = exp.clone();
         exp_steps.run.steps = Some(steps);
         exp_steps.run.passes = None;
-        let data = exp.load_data("test").unwrap();
+        let data = exp.load_data("test", &net).unwrap();
         let mut engine = Engine::with_backend(net.clone(), exp.replica_params(&net).unwrap(), Backend::Cpu).unwrap();
         engine.set_block_steps(exp.run.block_steps).unwrap();
         engine.set_record_every(exp.run.record_every).unwrap();

@@ -809,9 +809,9 @@ impl Experiment {
         Ok(list)
     }
 
-    /// Loads and prepares the data set, if the experiment has one; checks it against the
-    /// network (feature count = inputs, classes = outputs).
-    pub fn load_data(&self, file: &str) -> Result<Option<PreparedData>> {
+    /// Loads and prepares the data set, if the experiment has one; checks it against `net`,
+    /// the experiment's network (feature count = inputs, classes = outputs).
+    pub fn load_data(&self, file: &str, net: &Network) -> Result<Option<PreparedData>> {
         let Some(d) = &self.data else { return Ok(None) };
         if !d.path.exists() {
             return Err(config_err(file, "data.path", format!("{}: no such file", d.path.display())));
@@ -826,7 +826,6 @@ impl Experiment {
                 Normalize::Range { min, max }
             }
         })?;
-        let net = self.network()?;
         if matches!(self.input, Some(SignalConfig::Data)) && dataset.dim != net.inputs() {
             return Err(config_err(
                 file,
