@@ -11,6 +11,7 @@ struct KernelParams {
     n_out: u32,
     activation: u32,
     trace_width: u32,
+    learning: u32,
     row_ptr_off: u32,
     edge_src_off: u32,
     edge_dst_off: u32,
@@ -21,13 +22,24 @@ struct KernelParams {
     c_off: u32,
     e_hat_off: u32,
     h_off: u32,
+    a_off: u32,
+    b_off: u32,
     trace_off: u32,
     targets_off: u32,
     masks_off: u32,
     tau: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+}
+
+// Mirrors layout::BlockUniform; bound at a dynamic offset, one entry per block of synapses.
+struct BlockUniform {
+    row0: u32,
+    rows: u32,
+    col0: u32,
+    cols: u32,
+    w_off: u32,
+    part_off: u32,
+    chunks: u32,
+    lanes: u32,
 }
 
 // Mirrors layout::StepUniform; bound at a dynamic offset, one entry per step of the block.
@@ -54,6 +66,7 @@ struct ReplicaParams {
 @group(0) @binding(5) var<storage, read_write> pw: array<f32>;
 @group(0) @binding(6) var<storage, read_write> aux: array<f32>;
 @group(0) @binding(7) var<storage, read> stream: array<f32>;
+@group(0) @binding(8) var<uniform> blk: BlockUniform;
 // The ping-pong pair: step n reads x[n % 2] and writes x[(n + 1) % 2].
 @group(1) @binding(0) var<storage, read> x_in: array<f32>;
 @group(1) @binding(1) var<storage, read_write> x_out: array<f32>;
@@ -70,6 +83,20 @@ fn x_value(r: u32, j: u32) -> f32 {
         return stream[(s.row * k.replicas + r) * k.d + j];
     }
     return x_in[r * k.n + j];
+}
+
+// The value of neuron j of replica r at the next step: the next row's input for input
+// neurons, else the state neuron_step wrote (cpu::x_value at row + 1).
+fn x_next(r: u32, j: u32) -> f32 {
+    if j < k.d {
+        return stream[((s.row + 1u) * k.replicas + r) * k.d + j];
+    }
+    return x_out[r * k.n + j];
+}
+
+// The index of this workgroup in a dispatch folded beyond 65535 workgroups.
+fn workgroup_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wg.x + wg.y * nwg.x;
 }
 
 fn replica_params(r: u32) -> ReplicaParams {

@@ -1,6 +1,6 @@
 // Per neuron of every replica, in place: the scaled costate update
-// p_i <- p_i + tau (s' (c_i p_i - sum_k w_ki e_hat_k - q mask_i (x_i - z_i)) - theta p_i),
-// gathering the children's messages through the by-source edge index.
+// p_i <- p_i + tau (s' (c_i p_i - b_i - q mask_i (x_i - z_i)) - theta p_i), where
+// b_i = sum_k w_ki e_hat_k was summed by the synapse pass; b_i is zeroed for the next sum.
 // CPU twin: src/cpu/costate_step.rs.
 
 @compute @workgroup_size(WG)
@@ -15,13 +15,10 @@ fn costate_step(
     }
     let r = gid / k.n;
     let i = gid % k.n;
+    let back = aux[k.b_off + gid];
+    aux[k.b_off + gid] = 0.0;
     if i < k.d {
         return;
-    }
-    var back = 0.0;
-    for (var m = graph[k.out_ptr_off + i]; m < graph[k.out_ptr_off + i + 1u]; m++) {
-        let e = graph[k.out_edge_off + m];
-        back += w[r * k.n_edges + e] * aux[k.e_hat_off + r * k.n + graph[k.edge_dst_off + e]];
     }
     let rp = replica_params(r);
     let slot = graph[k.out_slot_off + i];

@@ -69,6 +69,7 @@ pub fn pass_order(rows: usize, order: Order, pass: u64) -> Vec<usize> {
 /// The network's weights, their velocities and the work buffers of one sample.
 struct Learner<'a> {
     net: &'a Network,
+    ix: crate::network::EdgeIndex,
     activation: Activation,
     w: Vec<f64>,
     v: Vec<f64>,
@@ -87,6 +88,7 @@ impl<'a> Learner<'a> {
         let n = net.n();
         Learner {
             net,
+            ix: net.index(),
             activation,
             w: net.initial_weights().iter().map(|&w| w as f64).collect(),
             v: vec![0.0; net.n_edges()],
@@ -105,10 +107,9 @@ impl<'a> Learner<'a> {
         if net.has_bias() {
             self.x[inputs] = 1.0;
         }
-        let (row_ptr, src) = (net.row_ptr(), net.edge_src());
+        let ix = &self.ix;
         for i in net.d()..net.n() {
-            let a: f64 =
-                (row_ptr[i] as usize..row_ptr[i + 1] as usize).map(|e| self.w[e] * self.x[src[e] as usize]).sum();
+            let a: f64 = ix.incoming(i).map(|e| self.w[e] * self.x[ix.src[e] as usize]).sum();
             (self.x[i], self.g[i]) = crate::reference::sigma(self.activation, a);
         }
     }
@@ -133,14 +134,9 @@ impl<'a> Learner<'a> {
             self.err[o as usize] = dv;
             loss += 0.5 * dv * dv;
         }
-        let (out_ptr, out_edge, dst) = (net.out_ptr(), net.out_edge(), net.edge_dst());
+        let ix = &self.ix;
         for i in (net.d()..net.n()).rev() {
-            let back: f64 = (out_ptr[i] as usize..out_ptr[i + 1] as usize)
-                .map(|m| {
-                    let e = out_edge[m] as usize;
-                    self.w[e] * self.delta[dst[e] as usize]
-                })
-                .sum();
+            let back: f64 = ix.outgoing(i).map(|e| self.w[e] * self.delta[ix.dst[e] as usize]).sum();
             self.delta[i] = self.g[i] * (back + self.err[i]);
         }
         for &o in net.outputs() {
@@ -151,7 +147,7 @@ impl<'a> Learner<'a> {
 
     /// `dLoss/dw_e` after [`Learner::backward`].
     fn grad(&self, e: usize) -> f64 {
-        self.delta[self.net.edge_dst()[e] as usize] * self.x[self.net.edge_src()[e] as usize]
+        self.delta[self.ix.dst[e] as usize] * self.x[self.ix.src[e] as usize]
     }
 
     /// The heavy-ball step after [`Learner::backward`].
@@ -166,12 +162,10 @@ impl<'a> Learner<'a> {
 
 /// Checks the network, data, targets, order and optimiser against each other.
 fn validate(net: &Network, data: &Dataset, targets: &[f32], order: &[Vec<usize>], opt: SgdMomentum) -> Result<()> {
-    if let Some(e) = (0..net.n_edges()).find(|&e| net.edge_src()[e] >= net.edge_dst()[e]) {
+    if let Some((e, (j, i))) = net.edges().enumerate().find(|&(_, (j, i))| j >= i) {
         return Err(Error::Network(format!(
             "the baseline needs a feed-forward (layered) network whose edges go from lower to higher \
-             neurons; edge {e} is {} -> {}",
-            net.edge_src()[e],
-            net.edge_dst()[e]
+             neurons; edge {e} is {j} -> {i}"
         )));
     }
     let (rows, n_out) = (data.rows(), net.outputs().len());

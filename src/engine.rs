@@ -142,7 +142,7 @@ impl Engine {
     /// Moves the engine, with its state, onto the GPU of `ctx`.
     fn into_gpu(mut self, ctx: GpuContext) -> Result<Self> {
         if let Exec::Cpu(cpu, _) = &self.exec {
-            let gpu = GpuExecutor::new(ctx, &cpu.buffers, self.block_steps, cpu.step, self.params[0].learning)?;
+            let gpu = GpuExecutor::new(ctx, &cpu.buffers, self.block_steps, cpu.step)?;
             self.exec = Exec::Gpu(Box::new(gpu));
         }
         Ok(self)
@@ -163,12 +163,11 @@ impl Engine {
         }
         let buffers = initial_buffers(&net, &params);
         let kernel_params = buffers.params;
-        let learning = params[0].learning;
         Ok(Engine {
             net,
             params,
             kernel_params,
-            exec: Exec::Cpu(CpuExecutor::new(buffers, 0, learning), VecDeque::new()),
+            exec: Exec::Cpu(CpuExecutor::new(buffers, 0), VecDeque::new()),
             record_every: 1,
             block_steps: DEFAULT_BLOCK_STEPS,
         })
@@ -283,7 +282,7 @@ impl Engine {
             let step = g.step;
             b.x[(step % 2) as usize] = x;
             (b.p, b.w, b.pw) = (p, w, pw);
-            let bigger = GpuExecutor::new(g.context().clone(), &b, steps, step, self.params[0].learning)?;
+            let bigger = GpuExecutor::new(g.context().clone(), &b, steps, step)?;
             **g = bigger;
         }
         self.block_steps = steps;
@@ -337,6 +336,7 @@ impl Engine {
                 b.w.clone_from(&state.w);
                 b.pw.clone_from(&state.pw);
                 cpu.step = state.step;
+                cpu.gather = true;
             }
             Exec::Gpu(g) => {
                 g.step = state.step;
@@ -440,6 +440,11 @@ impl Engine {
 
     /// Evaluates the streams for the next `len` steps into a block, with the host-side
     /// columns of the trace (step, t, sign, targets, masks) for the recorded steps.
+    ///
+    /// The inputs get one row more, step `first + len`: the synapse pass of a step sums the
+    /// next step's pre-activations, which read the next step's inputs. That step's inputs are
+    /// sampled again as the first row of the next block, so an input stream must give the same
+    /// values when sampled twice at one step.
     fn prepare_block(&self, len: usize, streams: &mut [Streams]) -> Result<(Block, Trace)> {
         let (replicas, d, n_in, n_out) = (self.replicas(), self.net.d(), self.net.inputs(), self.net.outputs().len());
         let first = self.step();
@@ -448,7 +453,7 @@ impl Engine {
         let mut block = Block {
             first_step: first,
             steps: Vec::with_capacity(len),
-            inputs: vec![1.0; len * replicas * d],
+            inputs: vec![1.0; (len + 1) * replicas * d],
             targets: vec![0.0; len * replicas * n_out],
             masks: vec![1.0; len * replicas * n_out],
             records: 0,
@@ -498,6 +503,15 @@ impl Engine {
                 part.masks.extend_from_slice(&block.masks[tb]);
             }
         }
+        let step = first + len as u64;
+        for (r, s) in streams.iter_mut().enumerate() {
+            if let Some(input) = s.input.as_mut() {
+                let base = (len * replicas + r) * d;
+                let out = &mut block.inputs[base..base + n_in];
+                input.sample(step, step as f64 * tau, out);
+                check_finite("input", r, step, out)?;
+            }
+        }
         Ok((block, part))
     }
 
@@ -524,6 +538,9 @@ impl Engine {
 /// (repeated per replica), zero states and costates, the replicas' parameters.
 fn initial_buffers(net: &Network, params: &[Params]) -> Buffers {
     let (replicas, n, e) = (params.len(), net.n(), net.n_edges());
+    let (plan, part_len) = crate::plan::Plan::new(net, replicas, 0);
+    let sparse = net.sparse_block();
+    let take = |f: fn(&crate::network::SparseBlock) -> &Vec<u32>| sparse.map(|s| f(s).clone()).unwrap_or_default();
     Buffers {
         params: KernelParams {
             n: n as u32,
@@ -533,16 +550,18 @@ fn initial_buffers(net: &Network, params: &[Params]) -> Buffers {
             n_out: net.outputs().len() as u32,
             activation: params[0].activation.code(),
             trace_width: (TRACE_FIXED + net.outputs().len()) as u32,
+            learning: u32::from(params[0].learning),
             tau: params[0].tau,
             ..Default::default()
         },
+        plan,
         replica: params.iter().map(|p| ReplicaParams { q: p.q, r: p.r, r_w: p.r_w, theta: p.theta }).collect(),
         c: params.iter().flat_map(|p| p.c.per_neuron(net)).collect(),
-        row_ptr: net.row_ptr().to_vec(),
-        edge_src: net.edge_src().to_vec(),
-        edge_dst: net.edge_dst().to_vec(),
-        out_ptr: net.out_ptr().to_vec(),
-        out_edge: net.out_edge().to_vec(),
+        row_ptr: take(|s| &s.row_ptr),
+        edge_src: take(|s| &s.src),
+        edge_dst: take(|s| &s.dst),
+        out_ptr: take(|s| &s.out_ptr),
+        out_edge: take(|s| &s.out_edge),
         outputs: net.outputs().to_vec(),
         out_slot: net.output_slots(),
         x: [vec![0.0; replicas * n], vec![0.0; replicas * n]],
@@ -551,6 +570,9 @@ fn initial_buffers(net: &Network, params: &[Params]) -> Buffers {
         pw: vec![0.0; replicas * e],
         e_hat: vec![0.0; replicas * n],
         h: vec![0.0; replicas * n],
+        a: vec![0.0; replicas * n],
+        b: vec![0.0; replicas * n],
+        part: vec![0.0; part_len],
         ..Default::default()
     }
 }

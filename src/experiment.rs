@@ -155,8 +155,8 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let ckpt = Checkpoint {
         t: engine.time(),
         n: net.n(),
-        edge_src: net.edge_src().to_vec(),
-        edge_dst: net.edge_dst().to_vec(),
+        edge_src: net.edges().map(|(j, _)| j as u32).collect(),
+        edge_dst: net.edges().map(|(_, i)| i as u32).collect(),
         config_json: exp.to_json(),
         metadata: Default::default(),
         state,

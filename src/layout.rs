@@ -23,14 +23,20 @@ pub const NO_RECORD: u32 = u32::MAX;
 /// Leading columns of a trace row: loss, scaled Lagrangian, scaled Hamiltonian; the outputs follow.
 pub const TRACE_FIXED: usize = 3;
 
+/// Rows of a dense block that one work item (a workgroup on the GPU, a task on the CPU)
+/// updates; injected into the WGSL as `const CHUNK_ROWS`. Each chunk writes its own partial
+/// column sums, which `dense_reduce` adds in chunk order, so the children's messages are
+/// summed in the same order whatever the thread count.
+pub const CHUNK_ROWS: u32 = 16;
+
 /// Sizes, settings and buffer offsets shared by every kernel and every step (a uniform).
 ///
 /// The GPU packs its arrays into eight storage buffers so that the engine fits a device
 /// created with wgpu's default limits (an application's own device, typically):
-/// `graph` holds the index arrays, `aux` the replica parameters, speeds, messages, state
-/// powers and trace rows, `stream` the inputs, targets and masks of the block. The `_off`
-/// fields are the element offsets of each array inside its buffer; the CPU keeps the arrays
-/// apart and ignores them.
+/// `graph` holds the sparse block's index arrays and the outputs, `aux` the replica
+/// parameters, speeds, messages, pre-activations, state powers, partial sums and trace rows,
+/// `stream` the inputs, targets and masks of the block. The `_off` fields are the element
+/// offsets of each array inside its buffer; the CPU keeps the arrays apart and ignores them.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Pod, Zeroable)]
 pub struct KernelParams {
@@ -38,7 +44,7 @@ pub struct KernelParams {
     pub n: u32,
     /// Input neurons per replica (external inputs + bias): neurons `0..d`.
     pub d: u32,
-    /// Edges per replica.
+    /// Synapses per replica (the weight vector's length).
     pub n_edges: u32,
     /// Number of replicas `R`.
     pub replicas: u32,
@@ -48,15 +54,17 @@ pub struct KernelParams {
     pub activation: u32,
     /// Floats per trace row: `TRACE_FIXED + n_out`.
     pub trace_width: u32,
-    /// `graph`: CSR row pointers by target (`n + 1`).
+    /// Whether the weights learn (`1`) or are held (`0`).
+    pub learning: u32,
+    /// `graph`: the sparse block's row pointers by target (`n + 1`).
     pub row_ptr_off: u32,
-    /// `graph`: source of each edge (`E`).
+    /// `graph`: the sparse block's source of each edge.
     pub edge_src_off: u32,
-    /// `graph`: target of each edge (`E`).
+    /// `graph`: the sparse block's target of each edge.
     pub edge_dst_off: u32,
     /// `graph`: pointers into `out_edge` by source (`n + 1`).
     pub out_ptr_off: u32,
-    /// `graph`: edge indices grouped by source (`E`).
+    /// `graph`: the sparse block's edge indices grouped by source.
     pub out_edge_off: u32,
     /// `graph`: output neurons (`n_out`).
     pub outputs_off: u32,
@@ -68,18 +76,48 @@ pub struct KernelParams {
     pub e_hat_off: u32,
     /// `aux`: state powers `h`, `[replica][neuron]`.
     pub h_off: u32,
+    /// `aux`: pre-activations `a` of the next step, `[replica][neuron]`, summed by the
+    /// synapse pass and consumed (zeroed) by `neuron_step`.
+    pub a_off: u32,
+    /// `aux`: children's messages `b_j = sum_i w_ij e_hat_i`, `[replica][neuron]`, summed by
+    /// the synapse pass and consumed (zeroed) by `costate_step`.
+    pub b_off: u32,
     /// `aux`: trace rows, `[record_row][replica][trace_width]`.
     pub trace_off: u32,
-    /// `stream`: targets `[row][replica][n_out]` (inputs `[row][replica][d]` sit at 0).
+    /// `stream`: targets `[row][replica][n_out]` (inputs `[row][replica][d]` sit at 0, one
+    /// row more than the block's steps: the synapse pass reads the next step's inputs).
     pub targets_off: u32,
     /// `stream`: masks `[row][replica][n_out]`.
     pub masks_off: u32,
     /// Euler step `tau`.
     pub tau: f32,
-    /// Explicit padding to a multiple of 16 bytes.
-    pub _pad: [u32; 3],
 }
 const _: () = assert!(size_of::<KernelParams>() == 96);
+
+/// One block of synapses as its kernels read it (a uniform bound at a dynamic offset, one
+/// entry per block; see [`crate::network::DenseBlock`] and [`crate::network::SparseBlock`]).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+pub struct BlockUniform {
+    /// First target neuron.
+    pub row0: u32,
+    /// Target neurons (rows).
+    pub rows: u32,
+    /// First source neuron (dense blocks).
+    pub col0: u32,
+    /// Source neurons (columns; dense blocks).
+    pub cols: u32,
+    /// Position of the block's first synapse in a replica's weight vector.
+    pub w_off: u32,
+    /// `aux`: the block's partial column sums, `[replica][chunk][cols]` (dense blocks).
+    pub part_off: u32,
+    /// Row chunks, `ceil(rows / CHUNK_ROWS)` (dense blocks).
+    pub chunks: u32,
+    /// Lanes of a row sum: the smallest power of two `>= min(cols, WG)` (dense blocks).
+    /// Lane `l` sums columns `l, l + WG, ...` in order, then a tree halves the lanes.
+    pub lanes: u32,
+}
+const _: () = assert!(size_of::<BlockUniform>() == 32);
 
 /// Per-replica parameters (a storage array indexed by replica).
 #[repr(C)]

@@ -11,6 +11,8 @@
 //! A second index lists, for each source, the positions of its outgoing edges, so that the
 //! costate kernel can gather its children's messages locally.
 
+use std::ops::Range;
+
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 
@@ -151,18 +153,138 @@ impl NetworkSpec {
     }
 }
 
-/// The graph with its index structures and initial weights. Immutable once built.
+/// A dense block of synapses: every source in `cols` feeds every target in `rows`. Its
+/// weights are stored row-major from `offset` in the weight vector: synapse
+/// `cols.start + j -> rows.start + i` sits at `offset + i * cols.len() + j`. No edge list
+/// exists for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DenseBlock {
+    /// Target neurons (the rows).
+    pub rows: Range<usize>,
+    /// Source neurons (the columns).
+    pub cols: Range<usize>,
+    /// Position of the first synapse in the weight vector.
+    pub offset: usize,
+}
+
+impl DenseBlock {
+    /// Number of synapses, `rows x cols`.
+    pub fn len(&self) -> usize {
+        self.rows.len() * self.cols.len()
+    }
+
+    /// Whether the block holds no synapse.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The sparse part of a network: explicit edges in CSR order by target (sources ascending
+/// within a target), stored from `offset` in the weight vector, with the index arrays the
+/// kernels gather through. Edge indices below are relative to `offset`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SparseBlock {
+    /// Position of the first edge in the weight vector.
+    pub offset: usize,
+    /// Row pointers by target, length `n + 1`.
+    pub row_ptr: Vec<u32>,
+    /// Source of each edge.
+    pub src: Vec<u32>,
+    /// Target of each edge.
+    pub dst: Vec<u32>,
+    /// Pointers into `out_edge` by source, length `n + 1`.
+    pub out_ptr: Vec<u32>,
+    /// Edge indices grouped by source (ascending target within a source).
+    pub out_edge: Vec<u32>,
+}
+
+impl SparseBlock {
+    fn from_sorted(offset: usize, n: usize, edges: &[(usize, usize)]) -> SparseBlock {
+        let e = edges.len();
+        let mut row_ptr = vec![0u32; n + 1];
+        let mut out_ptr = vec![0u32; n + 1];
+        for &(j, i) in edges {
+            row_ptr[i + 1] += 1;
+            out_ptr[j + 1] += 1;
+        }
+        for k in 0..n {
+            row_ptr[k + 1] += row_ptr[k];
+            out_ptr[k + 1] += out_ptr[k];
+        }
+        let mut fill = out_ptr.clone();
+        let mut out_edge = vec![0u32; e];
+        for (k, &(j, _)) in edges.iter().enumerate() {
+            out_edge[fill[j] as usize] = k as u32;
+            fill[j] += 1;
+        }
+        SparseBlock {
+            offset,
+            row_ptr,
+            src: edges.iter().map(|&(j, _)| j as u32).collect(),
+            dst: edges.iter().map(|&(_, i)| i as u32).collect(),
+            out_ptr,
+            out_edge,
+        }
+    }
+
+    /// Number of edges.
+    pub fn len(&self) -> usize {
+        self.src.len()
+    }
+
+    /// Whether the block holds no edge.
+    pub fn is_empty(&self) -> bool {
+        self.src.is_empty()
+    }
+}
+
+/// Every edge with its position in the weight vector, indexed both ways; built on demand by
+/// [`Network::index`] (it is an edge list: meant for small networks, references and tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgeIndex {
+    /// Source of each synapse, in weight-vector order.
+    pub src: Vec<u32>,
+    /// Target of each synapse, in weight-vector order.
+    pub dst: Vec<u32>,
+    /// Pointers into `in_edge` by target, length `n + 1`.
+    pub in_ptr: Vec<u32>,
+    /// Synapse positions grouped by target (ascending source within a target).
+    pub in_edge: Vec<u32>,
+    /// Pointers into `out_edge` by source, length `n + 1`.
+    pub out_ptr: Vec<u32>,
+    /// Synapse positions grouped by source (ascending target within a source).
+    pub out_edge: Vec<u32>,
+}
+
+impl EdgeIndex {
+    /// Positions of the synapses into `i`, by ascending source.
+    pub fn incoming(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.in_edge[self.in_ptr[i] as usize..self.in_ptr[i + 1] as usize].iter().map(|&e| e as usize)
+    }
+
+    /// Positions of the synapses out of `j`, by ascending target.
+    pub fn outgoing(&self, j: usize) -> impl Iterator<Item = usize> + '_ {
+        self.out_edge[self.out_ptr[j] as usize..self.out_ptr[j + 1] as usize].iter().map(|&e| e as usize)
+    }
+}
+
+/// The graph, stored as blocks of synapses, with its initial weights. Immutable once built.
+///
+/// The weight vector (and every per-synapse vector: [`crate::State::w`], `pw`) holds the
+/// dense blocks in order, each row-major, then the sparse block in CSR order. Fully
+/// connected networks with self-loops are one dense block; layered networks are one dense
+/// block per layer (plus a one-column block for the bias of every layer after the first);
+/// random sparse networks, explicit edges and fully connected networks without self-loops
+/// are one sparse block.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Network {
     inputs: usize,
     bias: bool,
     n: usize,
+    n_edges: usize,
     layers: Option<Vec<usize>>,
-    row_ptr: Vec<u32>,
-    edge_src: Vec<u32>,
-    edge_dst: Vec<u32>,
-    out_ptr: Vec<u32>,
-    out_edge: Vec<u32>,
+    dense: Vec<DenseBlock>,
+    sparse: Option<SparseBlock>,
     outputs: Vec<u32>,
     weights: Vec<f32>,
 }
@@ -175,7 +297,8 @@ impl Network {
     ///
     /// Sizes are checked before anything is allocated: a network with no non-input neurons,
     /// or whose neuron or edge count does not fit 32-bit indices (or overflows `usize`), is an
-    /// [`Error::Network`], never a panic or an attempt to allocate the edge list.
+    /// [`Error::Network`], never a panic or an attempt to allocate the edge list. Dense
+    /// connectivity (fully connected with self-loops, layered) never makes an edge list.
     pub fn build(spec: &NetworkSpec) -> Result<Network> {
         let bias = usize::from(spec.bias);
         let (inputs, neurons) = match &spec.topology {
@@ -238,31 +361,59 @@ impl Network {
             }
         };
 
-        let mut rng = Rng::new(spec.seed);
-        let mut edges = match &spec.topology {
-            Topology::Layered { sizes } => {
-                let mut edges = Vec::with_capacity(e);
-                let mut start_prev = 0; // the input layer starts at 0
-                let mut start = d;
-                for l in 1..sizes.len() {
-                    let prev_len = sizes[l - 1];
-                    for i in start..start + sizes[l] {
-                        for j in start_prev..start_prev + prev_len {
-                            edges.push((j, i));
-                        }
-                    }
-                    start_prev = start;
-                    start += sizes[l];
-                }
-                edges
+        let outputs: Vec<usize> = match (&spec.outputs, &spec.topology) {
+            (Some(o), _) => o.clone(),
+            (None, Topology::Layered { sizes }) => (n - sizes[sizes.len() - 1]..n).collect(),
+            (None, _) => vec![d],
+        };
+        if outputs.is_empty() {
+            return Err(Error::Network("no output neurons".into()));
+        }
+        for (k, &o) in outputs.iter().enumerate() {
+            if o < d || o >= n {
+                return Err(Error::Network(format!("output {o} is not a non-input neuron (those are {d}..{n})")));
             }
-            Topology::FullyConnected { self_loops, .. } => {
+            if outputs[..k].contains(&o) {
+                return Err(Error::Network(format!("output {o} is listed twice")));
+            }
+        }
+        if let Init::Uniform { gain } | Init::Normal { gain } = spec.init
+            && !gain.is_finite()
+        {
+            return Err(Error::param("init.gain", gain, "a finite number"));
+        }
+
+        let mut rng = Rng::new(spec.seed);
+        let mut dense = Vec::new();
+        let mut sparse_edges = None;
+        match &spec.topology {
+            Topology::Layered { sizes } => {
+                let mut offset = 0;
+                let (mut prev, mut start) = (0..d, d); // the first layer is fed by the inputs and the bias
+                for &size in &sizes[1..] {
+                    let rows = start..start + size;
+                    let main = DenseBlock { rows: rows.clone(), cols: prev, offset };
+                    offset += main.len();
+                    dense.push(main);
+                    if spec.bias && start > d {
+                        let b = DenseBlock { rows: rows.clone(), cols: inputs..inputs + 1, offset };
+                        offset += b.len();
+                        dense.push(b);
+                    }
+                    (prev, start) = (rows, start + size);
+                }
+            }
+            Topology::FullyConnected { self_loops: true, .. } => {
+                // Inputs, bias and every neuron: the columns are all `n` neurons.
+                dense.push(DenseBlock { rows: d..n, cols: 0..n, offset: 0 });
+            }
+            Topology::FullyConnected { self_loops: false, .. } => {
                 let mut edges = Vec::with_capacity(e);
                 for i in d..n {
                     edges.extend((0..inputs).map(|j| (j, i)));
-                    edges.extend((d..n).filter(|&j| *self_loops || j != i).map(|j| (j, i)));
+                    edges.extend((d..n).filter(|&j| j != i).map(|j| (j, i)));
                 }
-                edges
+                sparse_edges = Some(edges);
             }
             Topology::RandomSparse { fan_in, self_loops, .. } => {
                 // The possible parents of `i`: the inputs, then the non-input neurons, without
@@ -288,109 +439,99 @@ impl Network {
                     chosen.sort_unstable();
                     edges.extend(chosen.iter().map(|&k| (parent(i, k), i)));
                 }
-                edges
+                sparse_edges = Some(edges);
             }
             Topology::Edges { edges, .. } => {
                 let mut all = Vec::with_capacity(e);
                 all.extend_from_slice(edges);
-                all
+                for &(j, i) in &all {
+                    if j >= n || i >= n {
+                        return Err(Error::Network(format!("edge ({j} -> {i}) names a neuron outside 0..{n}")));
+                    }
+                    if i < d {
+                        return Err(Error::Network(format!(
+                            "edge ({j} -> {i}) ends in input neuron {i}; inputs are 0..{d} and have no parents"
+                        )));
+                    }
+                }
+                sparse_edges = Some(all);
+            }
+        }
+        let sparse = match sparse_edges {
+            None => None,
+            Some(mut edges) => {
+                if spec.bias {
+                    edges.extend((d..n).map(|i| (inputs, i)));
+                }
+                edges.sort_unstable_by_key(|&(j, i)| (i, j));
+                if let Some(w) = edges.windows(2).find(|w| w[0] == w[1]) {
+                    let (j, i) = w[0];
+                    return Err(Error::Network(if spec.bias && j == inputs {
+                        format!(
+                            "duplicate edge ({j} -> {i}): neuron {j} is the bias neuron, which `bias` already connects \
+                             to every non-input neuron; drop the explicit edge or turn `bias` off"
+                        )
+                    } else {
+                        format!("duplicate edge ({j} -> {i})")
+                    }));
+                }
+                let offset = dense.iter().map(DenseBlock::len).sum();
+                Some(SparseBlock::from_sorted(offset, n, &edges))
             }
         };
-        let layers = match &spec.topology {
-            Topology::Layered { sizes } => Some(sizes.clone()),
-            _ => None,
-        };
-        for &(j, i) in &edges {
-            if j >= n || i >= n {
-                return Err(Error::Network(format!("edge ({j} -> {i}) names a neuron outside 0..{n}")));
-            }
-            if i < d {
-                return Err(Error::Network(format!(
-                    "edge ({j} -> {i}) ends in input neuron {i}; inputs are 0..{d} and have no parents"
-                )));
-            }
-        }
-        if spec.bias {
-            edges.extend((d..n).map(|i| (inputs, i)));
-        }
-        edges.sort_unstable_by_key(|&(j, i)| (i, j));
-        if let Some(w) = edges.windows(2).find(|w| w[0] == w[1]) {
-            let (j, i) = w[0];
-            return Err(Error::Network(if spec.bias && j == inputs {
-                format!(
-                    "duplicate edge ({j} -> {i}): neuron {j} is the bias neuron, which `bias` already connects \
-                     to every non-input neuron; drop the explicit edge or turn `bias` off"
-                )
-            } else {
-                format!("duplicate edge ({j} -> {i})")
-            }));
-        }
-        debug_assert_eq!(edges.len(), e, "the edge count computed up front");
-
-        let mut row_ptr = vec![0u32; n + 1];
-        let mut out_ptr = vec![0u32; n + 1];
-        for &(j, i) in &edges {
-            row_ptr[i + 1] += 1;
-            out_ptr[j + 1] += 1;
-        }
-        for k in 0..n {
-            row_ptr[k + 1] += row_ptr[k];
-            out_ptr[k + 1] += out_ptr[k];
-        }
-        let mut fill = out_ptr.clone();
-        let mut out_edge = vec![0u32; e];
-        for (k, &(j, _)) in edges.iter().enumerate() {
-            out_edge[fill[j] as usize] = k as u32;
-            fill[j] += 1;
-        }
-
-        let outputs: Vec<usize> = match (&spec.outputs, &layers) {
-            (Some(o), _) => o.clone(),
-            (None, Some(sizes)) => (n - sizes[sizes.len() - 1]..n).collect(),
-            (None, None) => vec![d],
-        };
-        if outputs.is_empty() {
-            return Err(Error::Network("no output neurons".into()));
-        }
-        for (k, &o) in outputs.iter().enumerate() {
-            if o < d || o >= n {
-                return Err(Error::Network(format!("output {o} is not a non-input neuron (those are {d}..{n})")));
-            }
-            if outputs[..k].contains(&o) {
-                return Err(Error::Network(format!("output {o} is listed twice")));
-            }
-        }
-
-        if let Init::Uniform { gain } | Init::Normal { gain } = spec.init
-            && !gain.is_finite()
-        {
-            return Err(Error::param("init.gain", gain, "a finite number"));
-        }
-        let mut weights = vec![0f32; e];
-        for i in d..n {
-            let (lo, hi) = (row_ptr[i] as usize, row_ptr[i + 1] as usize);
-            let scale = 1.0 / ((hi - lo).max(1) as f64).sqrt();
-            for w in &mut weights[lo..hi] {
-                *w = match spec.init {
-                    Init::Uniform { gain } => (gain as f64 * scale * rng.range(-1.0, 1.0)) as f32,
-                    Init::Normal { gain } => (gain as f64 * scale * rng.normal()) as f32,
-                    Init::Zero => 0.0,
-                };
-            }
-        }
-        Ok(Network {
+        let mut net = Network {
             inputs,
             bias: spec.bias,
             n,
-            layers,
-            row_ptr,
-            edge_src: edges.iter().map(|&(j, _)| j as u32).collect(),
-            edge_dst: edges.iter().map(|&(_, i)| i as u32).collect(),
-            out_ptr,
-            out_edge,
+            n_edges: e,
+            layers: match &spec.topology {
+                Topology::Layered { sizes } => Some(sizes.clone()),
+                _ => None,
+            },
+            dense,
+            sparse,
             outputs: outputs.iter().map(|&o| o as u32).collect(),
-            weights,
-        })
+            weights: Vec::new(),
+        };
+        debug_assert_eq!(
+            net.dense.iter().map(DenseBlock::len).sum::<usize>() + net.sparse.as_ref().map_or(0, SparseBlock::len),
+            e
+        );
+        net.weights = net.initial_weights_drawn(spec.init, &mut rng);
+        Ok(net)
+    }
+
+    /// Draws the initial weights neuron by neuron, each neuron's incoming synapses by
+    /// ascending source (the same draws whatever the storage layout).
+    fn initial_weights_drawn(&self, init: Init, rng: &mut Rng) -> Vec<f32> {
+        let mut weights = vec![0f32; self.n_edges];
+        if init == Init::Zero {
+            return weights;
+        }
+        let mut runs: Vec<(usize, usize, usize)> = Vec::new(); // (first source, position, length)
+        for i in self.d()..self.n {
+            runs.clear();
+            for b in self.dense.iter().filter(|b| b.rows.contains(&i)) {
+                runs.push((b.cols.start, b.offset + (i - b.rows.start) * b.cols.len(), b.cols.len()));
+            }
+            if let Some(s) = &self.sparse {
+                let (lo, hi) = (s.row_ptr[i] as usize, s.row_ptr[i + 1] as usize);
+                runs.extend((lo..hi).map(|k| (s.src[k] as usize, s.offset + k, 1)));
+            }
+            runs.sort_unstable();
+            let fan_in: usize = runs.iter().map(|r| r.2).sum();
+            let scale = 1.0 / (fan_in.max(1) as f64).sqrt();
+            for &(_, at, len) in &runs {
+                for w in &mut weights[at..at + len] {
+                    *w = match init {
+                        Init::Uniform { gain } => (gain as f64 * scale * rng.range(-1.0, 1.0)) as f32,
+                        Init::Normal { gain } => (gain as f64 * scale * rng.normal()) as f32,
+                        Init::Zero => 0.0,
+                    };
+                }
+            }
+        }
+        weights
     }
 
     /// Total number of neurons, inputs included.
@@ -415,32 +556,45 @@ impl Network {
 
     /// Number of edges (synapses).
     pub fn n_edges(&self) -> usize {
-        self.edge_src.len()
+        self.n_edges
     }
 
-    /// CSR row pointers by target, length `n() + 1`.
-    pub fn row_ptr(&self) -> &[u32] {
-        &self.row_ptr
+    /// The dense blocks, in weight-vector order.
+    pub fn dense_blocks(&self) -> &[DenseBlock] {
+        &self.dense
     }
 
-    /// Source of each edge, in CSR order.
-    pub fn edge_src(&self) -> &[u32] {
-        &self.edge_src
+    /// The sparse block, if the network has one (after the dense blocks).
+    pub fn sparse_block(&self) -> Option<&SparseBlock> {
+        self.sparse.as_ref()
     }
 
-    /// Target of each edge, in CSR order.
-    pub fn edge_dst(&self) -> &[u32] {
-        &self.edge_dst
+    /// Source and target of every synapse, in weight-vector order (an edge list: `O(E)`).
+    pub fn edges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let dense =
+            self.dense.iter().flat_map(|b| b.rows.clone().flat_map(move |i| b.cols.clone().map(move |j| (j, i))));
+        let sparse = self.sparse.iter().flat_map(|s| s.src.iter().zip(&s.dst).map(|(&j, &i)| (j as usize, i as usize)));
+        dense.chain(sparse)
     }
 
-    /// Pointers into [`Network::out_edge`] by source, length `n() + 1`.
-    pub fn out_ptr(&self) -> &[u32] {
-        &self.out_ptr
-    }
-
-    /// Edge indices grouped by source (ascending target within a source).
-    pub fn out_edge(&self) -> &[u32] {
-        &self.out_edge
+    /// Every synapse indexed by target and by source ([`EdgeIndex`]; `O(E)` memory).
+    pub fn index(&self) -> EdgeIndex {
+        let (src, dst): (Vec<u32>, Vec<u32>) = self.edges().map(|(j, i)| (j as u32, i as u32)).unzip();
+        let group = |key: &[u32], by: &[u32]| {
+            let mut order: Vec<u32> = (0..key.len() as u32).collect();
+            order.sort_unstable_by_key(|&e| (key[e as usize], by[e as usize]));
+            let mut ptr = vec![0u32; self.n + 1];
+            for &k in key {
+                ptr[k as usize + 1] += 1;
+            }
+            for k in 0..self.n {
+                ptr[k + 1] += ptr[k];
+            }
+            (ptr, order)
+        };
+        let (in_ptr, in_edge) = group(&dst, &src);
+        let (out_ptr, out_edge) = group(&src, &dst);
+        EdgeIndex { src, dst, in_ptr, in_edge, out_ptr, out_edge }
     }
 
     /// The output neurons, in the order their targets are given.
@@ -457,7 +611,7 @@ impl Network {
         slots
     }
 
-    /// The initial weights, in CSR order.
+    /// The initial weights, in weight-vector order.
     pub fn initial_weights(&self) -> &[f32] {
         &self.weights
     }
@@ -472,11 +626,15 @@ impl Network {
         self.layers.as_ref().map(|l| l.len() - 1)
     }
 
-    /// The position of edge `source -> target` in CSR order, if it exists.
+    /// The position of synapse `source -> target` in the weight vector, if it exists.
     pub fn edge_index(&self, source: usize, target: usize) -> Option<usize> {
-        let row = *self.row_ptr.get(target)? as usize..*self.row_ptr.get(target + 1)? as usize;
-        let found = self.edge_src[row.clone()].binary_search(&(source as u32)).ok()?;
-        Some(row.start + found)
+        if let Some(b) = self.dense.iter().find(|b| b.rows.contains(&target) && b.cols.contains(&source)) {
+            return Some(b.offset + (target - b.rows.start) * b.cols.len() + (source - b.cols.start));
+        }
+        let s = self.sparse.as_ref()?;
+        let row = *s.row_ptr.get(target)? as usize..*s.row_ptr.get(target + 1)? as usize;
+        let found = s.src[row.clone()].binary_search(&(source as u32)).ok()?;
+        Some(s.offset + row.start + found)
     }
 }
 
@@ -485,13 +643,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dense_topologies_are_dense_blocks_without_edge_lists() {
+        let fc = NetworkSpec::fully_connected(2, 4, true).bias(true).build().unwrap();
+        assert_eq!(fc.dense_blocks(), &[DenseBlock { rows: 3..7, cols: 0..7, offset: 0 }]);
+        assert!(fc.sparse_block().is_none());
+        assert_eq!(fc.edge_index(5, 4), Some(7 + 5));
+        let layered = NetworkSpec::layered(&[3, 4, 2]).bias(true).build().unwrap();
+        let blocks = layered.dense_blocks();
+        assert_eq!(blocks.len(), 3, "{blocks:?}");
+        assert_eq!((blocks[0].rows.clone(), blocks[0].cols.clone()), (4..8, 0..4));
+        assert_eq!((blocks[1].rows.clone(), blocks[1].cols.clone(), blocks[1].offset), (8..10, 4..8, 16));
+        assert_eq!((blocks[2].rows.clone(), blocks[2].cols.clone(), blocks[2].offset), (8..10, 3..4, 24));
+        assert_eq!(layered.n_edges(), 26);
+        // Every synapse once, each found where `edges` puts it.
+        for (k, (j, i)) in layered.edges().enumerate() {
+            assert_eq!(layered.edge_index(j, i), Some(k));
+        }
+        let sparse = NetworkSpec::fully_connected(0, 4, false).build().unwrap();
+        assert!(sparse.dense_blocks().is_empty());
+        assert_eq!(sparse.sparse_block().unwrap().len(), 12);
+    }
+
+    #[test]
+    fn initial_weights_do_not_depend_on_the_storage_layout() {
+        // The same synapses drawn dense (self-loops) or sparse (explicit edges): same values.
+        let dense = NetworkSpec::fully_connected(1, 3, true).bias(true).seed(4).build().unwrap();
+        let edges: Vec<(usize, usize)> = dense.edges().filter(|&(j, _)| j != 1).collect();
+        let sparse = NetworkSpec::edges(1, 3, edges).bias(true).seed(4).build().unwrap();
+        for (k, (j, i)) in dense.edges().enumerate() {
+            let e = sparse.edge_index(j, i).unwrap();
+            assert_eq!(dense.initial_weights()[k], sparse.initial_weights()[e], "{j} -> {i}");
+        }
+    }
+
+    #[test]
     fn random_sparse_parents_are_distinct_uniform_and_exclude_self_and_bias() {
         let net = NetworkSpec::random_sparse(10, 200, 7, false).bias(true).seed(5).build().unwrap();
         let (d, n) = (net.d(), net.n());
         let mut hits = vec![0usize; n];
         for i in d..n {
-            let row = net.row_ptr()[i] as usize..net.row_ptr()[i + 1] as usize;
-            let parents: Vec<usize> = net.edge_src()[row].iter().map(|&j| j as usize).collect();
+            let ix = net.index();
+            let parents: Vec<usize> = ix.incoming(i).map(|e| ix.src[e] as usize).collect();
             assert_eq!(parents.len(), 8, "7 drawn parents + the bias");
             assert!(parents.windows(2).all(|w| w[0] < w[1]), "distinct, sorted: {parents:?}");
             assert!(!parents.contains(&i), "no self-loop");

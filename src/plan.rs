@@ -1,54 +1,92 @@
 //! The step as a fixed list of dispatches, shared by the CPU and GPU executors.
 //!
-//! One step `n` runs, in order (each dispatch sees everything the previous ones wrote):
+//! One step `n` is the one-pass form of the lockstep Euler step (docs/model.md): every
+//! synapse's `w` and `pw` is read and written once. The pre-activations `a^n` were summed by
+//! the previous step's synapse pass (or by the gathers, on the first step after the state was
+//! set). Dispatches run in this order, each seeing everything the previous ones wrote:
 //!
-//! | kernel | invocations | reads | writes |
+//! | kernel | per | reads | writes |
 //! |---|---|---|---|
-//! | `state_step` | `R n` | `x[n%2]`, inputs, `w`, `p` | `x[(n+1)%2]`, `e_hat`, `h` |
-//! | `costate_step` | `R n` | `x[n%2]`, `e_hat`, `w`, targets | `p` (in place) |
-//! | `record_step` (recorded steps only) | `R` workgroups | `h`, `x[n%2]`, `w`, `pw` | trace row |
-//! | `weight_step` (when learning) | `R E` | `x[n%2]`, inputs, `e_hat`, `w`, `pw` | `w`, `pw` (in place) |
+//! | `dense_gather`, `sparse_gather` (first step only) | block | `w`, `x[n%2]`, inputs | `a` (adds) |
+//! | `neuron_step` | neuron | `a`, `x[n%2]`, `p`, `c` | `x[(n+1)%2]`, `e_hat`, `h`; zeroes `a` |
+//! | `record_step` (recorded steps) | replica | `h`, `x[n%2]`, `w`, `pw`, targets | trace row |
+//! | `dense_step` | dense block, chunk of rows | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, column partials, `a` (adds) |
+//! | `dense_reduce` | dense block, column | column partials | `b` (adds) |
+//! | `sparse_back` | neuron | `w` (by source), `e_hat` | `b` (adds) |
+//! | `sparse_step` | target neuron | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, `a` (adds) |
+//! | `costate_step` | neuron | `b`, `p`, `x[n%2]`, targets | `p`; zeroes `b` |
 //!
-//! `x` is ping-ponged because every neuron reads its parents' step-`n` values; `p`, `w` and
-//! `pw` are updated in place because each invocation reads only its own entry of them after
-//! every reader of the old value has run (`weight_step` comes last since the first two read `w`).
+//! `x` is ping-ponged because every synapse reads both its source's step-`n` and step-`n+1`
+//! state; `p`, `w` and `pw` are updated in place because each is read, after every reader of
+//! the old value, only by the invocation that writes it. The sums `a` and `b` add the blocks in
+//! the order of this list, so both executors sum in the same order.
 
-use crate::layout::{KernelParams, WORKGROUP_SIZE};
+use crate::layout::{BlockUniform, CHUNK_ROWS, KernelParams, WORKGROUP_SIZE};
 
 /// The kernels, one name each across `shaders/`, the GPU host and `src/cpu/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kernel {
-    /// Per neuron: `a`, `sigma(a)`, the state update into the other `x` buffer, `e_hat`, `h`.
-    StateStep,
-    /// Per neuron: the scaled costate update from the children's `e_hat`.
-    CostateStep,
+    /// Per dense block: `a += w x` at the current step (first step after the state is set).
+    DenseGather,
+    /// Per sparse block: `a += w x` at the current step (first step after the state is set).
+    SparseGather,
+    /// Per neuron: `sigma(a)`, the state update into the other `x` buffer, `e_hat`, `h`.
+    NeuronStep,
     /// Per replica (one workgroup): loss, Lagrangian, Hamiltonian and outputs into the trace.
     RecordStep,
-    /// Per synapse: the weight costate and the weight.
-    WeightStep,
+    /// Per dense block and chunk of rows: the fused synapse pass (children's messages,
+    /// weight costates and weights, the next step's pre-activations).
+    DenseStep,
+    /// Per dense block and column: adds the chunks' partial column sums into `b`.
+    DenseReduce,
+    /// Per neuron: the children's messages over the sparse block's outgoing edges, into `b`.
+    SparseBack,
+    /// Per target neuron of the sparse block: weight costates, weights, the next step's
+    /// pre-activation.
+    SparseStep,
+    /// Per neuron: the scaled costate update from `b`.
+    CostateStep,
 }
 
 impl Kernel {
-    /// Every kernel, in dispatch order.
-    pub const ALL: [Kernel; 4] = [Kernel::StateStep, Kernel::CostateStep, Kernel::RecordStep, Kernel::WeightStep];
+    /// Every kernel.
+    pub const ALL: [Kernel; 9] = [
+        Kernel::DenseGather,
+        Kernel::SparseGather,
+        Kernel::NeuronStep,
+        Kernel::RecordStep,
+        Kernel::DenseStep,
+        Kernel::DenseReduce,
+        Kernel::SparseBack,
+        Kernel::SparseStep,
+        Kernel::CostateStep,
+    ];
 
     /// The kernel's stem: its shader file, entry point and CPU module.
     pub fn name(self) -> &'static str {
         match self {
-            Kernel::StateStep => "state_step",
-            Kernel::CostateStep => "costate_step",
+            Kernel::DenseGather => "dense_gather",
+            Kernel::SparseGather => "sparse_gather",
+            Kernel::NeuronStep => "neuron_step",
             Kernel::RecordStep => "record_step",
-            Kernel::WeightStep => "weight_step",
+            Kernel::DenseStep => "dense_step",
+            Kernel::DenseReduce => "dense_reduce",
+            Kernel::SparseBack => "sparse_back",
+            Kernel::SparseStep => "sparse_step",
+            Kernel::CostateStep => "costate_step",
         }
     }
 }
 
-/// One kernel launch: which kernel and how many invocations (a multiple of the workgroup
-/// size is launched; invocations past `invocations` return at once).
+/// One kernel launch: which kernel, over which block of synapses, and how many invocations
+/// (a multiple of the workgroup size is launched; invocations past `invocations` return at
+/// once; the dense kernels use one workgroup per chunk of rows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dispatch {
     /// The kernel.
     pub kernel: Kernel,
+    /// Index into the block table ([`Plan::blocks`]); 0 for per-neuron kernels.
+    pub block: usize,
     /// Invocations that do work.
     pub invocations: u64,
 }
@@ -60,18 +98,83 @@ impl Dispatch {
     }
 }
 
-/// The dispatches of one step.
-pub fn step_dispatches(k: &KernelParams, record: bool, learning: bool) -> Vec<Dispatch> {
-    let (r, n, e) = (k.replicas as u64, k.n as u64, k.n_edges as u64);
-    let mut list = vec![
-        Dispatch { kernel: Kernel::StateStep, invocations: r * n },
-        Dispatch { kernel: Kernel::CostateStep, invocations: r * n },
-    ];
-    if record {
-        list.push(Dispatch { kernel: Kernel::RecordStep, invocations: r * WORKGROUP_SIZE as u64 });
+/// The blocks of synapses of a network as the kernels see them: the dense blocks in order,
+/// then the sparse block if there is one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// One entry per block.
+    pub blocks: Vec<BlockUniform>,
+    /// Whether the last entry of `blocks` is the sparse block.
+    pub sparse: bool,
+}
+
+impl Plan {
+    /// The block table of `net`, with the dense blocks' partial sums laid out from `part_off`
+    /// in `aux` for `replicas` replicas; returns the plan and the partials' length.
+    pub fn new(net: &crate::Network, replicas: usize, part_off: usize) -> (Plan, usize) {
+        let mut blocks = Vec::new();
+        let mut at = part_off;
+        for b in net.dense_blocks() {
+            let (rows, cols) = (b.rows.len() as u32, b.cols.len() as u32);
+            let chunks = rows.div_ceil(CHUNK_ROWS);
+            blocks.push(BlockUniform {
+                row0: b.rows.start as u32,
+                rows,
+                col0: b.cols.start as u32,
+                cols,
+                w_off: b.offset as u32,
+                part_off: at as u32,
+                chunks,
+                lanes: cols.clamp(1, WORKGROUP_SIZE).next_power_of_two(),
+            });
+            at += replicas * (chunks * cols) as usize;
+        }
+        let sparse = net.sparse_block().inspect(|s| {
+            blocks.push(BlockUniform {
+                row0: net.d() as u32,
+                rows: (net.n() - net.d()) as u32,
+                w_off: s.offset as u32,
+                ..Default::default()
+            });
+        });
+        (Plan { blocks, sparse: sparse.is_some() }, at - part_off)
     }
-    if learning {
-        list.push(Dispatch { kernel: Kernel::WeightStep, invocations: r * e });
+
+    /// The dispatches of one step; `gather` adds the gathers of the pre-activations first.
+    pub fn step(&self, k: &KernelParams, record: bool, gather: bool) -> Vec<Dispatch> {
+        let (r, n) = (k.replicas as u64, k.n as u64);
+        let wg = WORKGROUP_SIZE as u64;
+        let dense = |kernel, (block, b): (usize, &BlockUniform)| Dispatch {
+            kernel,
+            block,
+            invocations: match kernel {
+                Kernel::DenseReduce => r * b.cols as u64,
+                _ => r * b.chunks as u64 * wg,
+            },
+        };
+        let n_dense = self.blocks.len() - usize::from(self.sparse);
+        let dense_blocks = || self.blocks[..n_dense].iter().enumerate();
+        let sparse = self.sparse.then(|| (n_dense, self.blocks[n_dense].rows as u64));
+        let mut list = Vec::new();
+        if gather {
+            list.extend(dense_blocks().map(|b| dense(Kernel::DenseGather, b)));
+            if let Some((block, rows)) = sparse {
+                list.push(Dispatch { kernel: Kernel::SparseGather, block, invocations: r * rows });
+            }
+        }
+        list.push(Dispatch { kernel: Kernel::NeuronStep, block: 0, invocations: r * n });
+        if record {
+            list.push(Dispatch { kernel: Kernel::RecordStep, block: 0, invocations: r * wg });
+        }
+        for b in dense_blocks() {
+            list.push(dense(Kernel::DenseStep, b));
+            list.push(dense(Kernel::DenseReduce, b));
+        }
+        if let Some((block, rows)) = sparse {
+            list.push(Dispatch { kernel: Kernel::SparseBack, block, invocations: r * n });
+            list.push(Dispatch { kernel: Kernel::SparseStep, block, invocations: r * rows });
+        }
+        list.push(Dispatch { kernel: Kernel::CostateStep, block: 0, invocations: r * n });
+        list
     }
-    list
 }

@@ -87,8 +87,7 @@ impl Problem<'_> {
     }
 
     fn grads(&self, net: &Network, x: Vec<f64>, a: Vec<f64>, delta: Vec<f64>, loss: f64) -> Gradients {
-        let grad =
-            (0..net.n_edges()).map(|e| delta[net.edge_dst()[e] as usize] * x[net.edge_src()[e] as usize]).collect();
+        let grad = net.edges().map(|(j, i)| delta[i] * x[j]).collect();
         Gradients { x, a, delta, grad, loss }
     }
 }
@@ -98,14 +97,15 @@ impl Problem<'_> {
 pub fn backprop(net: &Network, prob: &Problem) -> Result<Gradients> {
     prob.check(net)?;
     let (n, d) = (net.n(), net.d());
-    let mut indegree: Vec<usize> = (0..n).map(|i| (net.row_ptr()[i + 1] - net.row_ptr()[i]) as usize).collect();
+    let ix = net.index();
+    let mut indegree: Vec<usize> = (0..n).map(|i| ix.incoming(i).count()).collect();
     let mut order: Vec<usize> = (0..n).filter(|&i| indegree[i] == 0).collect();
     let mut head = 0;
     while head < order.len() {
         let j = order[head];
         head += 1;
-        for m in net.out_ptr()[j] as usize..net.out_ptr()[j + 1] as usize {
-            let i = net.edge_dst()[net.out_edge()[m] as usize] as usize;
+        for e in ix.outgoing(j) {
+            let i = ix.dst[e] as usize;
             indegree[i] -= 1;
             if indegree[i] == 0 {
                 order.push(i);
@@ -123,9 +123,7 @@ pub fn backprop(net: &Network, prob: &Problem) -> Result<Gradients> {
             x[i] = prob.inputs[i] as f64;
             continue;
         }
-        a[i] = (net.row_ptr()[i] as usize..net.row_ptr()[i + 1] as usize)
-            .map(|e| prob.w[e] as f64 * x[net.edge_src()[e] as usize])
-            .sum();
+        a[i] = ix.incoming(i).map(|e| prob.w[e] as f64 * x[ix.src[e] as usize]).sum();
         (x[i], g[i]) = sigma(prob.activation, a[i]);
     }
     let (err, loss) = prob.output_error(net, &x);
@@ -134,12 +132,7 @@ pub fn backprop(net: &Network, prob: &Problem) -> Result<Gradients> {
         if i < d {
             continue;
         }
-        let back: f64 = (net.out_ptr()[i] as usize..net.out_ptr()[i + 1] as usize)
-            .map(|m| {
-                let e = net.out_edge()[m] as usize;
-                prob.w[e] as f64 * delta[net.edge_dst()[e] as usize]
-            })
-            .sum();
+        let back: f64 = ix.outgoing(i).map(|e| prob.w[e] as f64 * delta[ix.dst[e] as usize]).sum();
         delta[i] = g[i] * (back + err[i]);
     }
     Ok(prob.grads(net, x, a, delta, loss))
@@ -153,6 +146,7 @@ pub fn backprop(net: &Network, prob: &Problem) -> Result<Gradients> {
 pub fn fixed_point_gradient(net: &Network, prob: &Problem, max_iter: usize) -> Result<Gradients> {
     prob.check(net)?;
     let (n, d) = (net.n(), net.d());
+    let ix = net.index();
     let mut x = vec![0.0; n];
     for (xi, &u) in x.iter_mut().zip(prob.inputs) {
         *xi = u as f64;
@@ -164,9 +158,7 @@ pub fn fixed_point_gradient(net: &Network, prob: &Problem, max_iter: usize) -> R
         let mut change: f64 = 0.0;
         let prev = x.clone();
         for i in d..n {
-            a[i] = (net.row_ptr()[i] as usize..net.row_ptr()[i + 1] as usize)
-                .map(|e| prob.w[e] as f64 * prev[net.edge_src()[e] as usize])
-                .sum();
+            a[i] = ix.incoming(i).map(|e| prob.w[e] as f64 * prev[ix.src[e] as usize]).sum();
             (x[i], g[i]) = sigma(prob.activation, a[i]);
             change = change.max((x[i] - prev[i]).abs());
         }
@@ -185,12 +177,7 @@ pub fn fixed_point_gradient(net: &Network, prob: &Problem, max_iter: usize) -> R
         let prev = delta.clone();
         let mut change: f64 = 0.0;
         for i in d..n {
-            let back: f64 = (net.out_ptr()[i] as usize..net.out_ptr()[i + 1] as usize)
-                .map(|m| {
-                    let e = net.out_edge()[m] as usize;
-                    prob.w[e] as f64 * prev[net.edge_dst()[e] as usize]
-                })
-                .sum();
+            let back: f64 = ix.outgoing(i).map(|e| prob.w[e] as f64 * prev[ix.dst[e] as usize]).sum();
             delta[i] = g[i] * (back + err[i]);
             change = change.max((delta[i] - prev[i]).abs());
         }

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 ///
 /// Layout: `x` and `p` are `[replica][neuron]` (all `n` neurons; for input neurons `x`
 /// holds the input applied at the last step and `p` is 0), `w` and `pw` are
-/// `[replica][edge]` in CSR order ([`crate::Network::edge_src`]). `p` and `pw` are the
+/// `[replica][edge]` in the network's weight-vector order ([`crate::Network::edges`]). `p` and `pw` are the
 /// scaled costates `p / phi`, `pw / phi`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct State {
@@ -216,6 +216,7 @@ impl State {
         for (name, v, want) in self.fields(n, ne) {
             check_len(name, v, self.replicas, want)?;
         }
+        let ix = net.index();
         let mut e_hat = vec![0.0f32; self.replicas * n];
         let mut grad = vec![0.0f32; self.replicas * ne];
         for (r, p) in params.iter().enumerate().take(self.replicas) {
@@ -230,14 +231,12 @@ impl State {
                 }
             };
             for i in d..n {
-                let a: f32 = (net.row_ptr()[i] as usize..net.row_ptr()[i + 1] as usize)
-                    .map(|e| self.w[r * ne + e] * value(net.edge_src()[e] as usize))
-                    .sum();
+                let a: f32 = ix.incoming(i).map(|e| self.w[r * ne + e] * value(ix.src[e] as usize)).sum();
                 let (_, ds) = crate::activation::activate(p.activation.code(), a);
                 e_hat[r * n + i] = c[i] * ds * self.p[r * n + i];
             }
             for e in 0..ne {
-                grad[r * ne + e] = e_hat[r * n + net.edge_dst()[e] as usize] * value(net.edge_src()[e] as usize);
+                grad[r * ne + e] = e_hat[r * n + ix.dst[e] as usize] * value(ix.src[e] as usize);
             }
         }
         Ok(LocalSignals { e_hat, grad })

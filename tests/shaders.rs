@@ -2,7 +2,7 @@
 //! their Rust twins. Needs no GPU, so a broken shader fails CI everywhere.
 
 use localprop::gpu::kernels::kernel_source;
-use localprop::layout::{KernelParams, ReplicaParams, StepUniform};
+use localprop::layout::{BlockUniform, KernelParams, ReplicaParams, StepUniform};
 use localprop::plan::Kernel;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
 
@@ -51,14 +51,20 @@ fn assert_same_layout(m: &naga::Module, name: &str, size: usize, rust: Vec<(Stri
 
 #[test]
 fn wgsl_structs_match_rust_layouts() {
-    let m = module(Kernel::StateStep);
+    let m = module(Kernel::NeuronStep);
     assert_same_layout(
         &m,
         "KernelParams",
         size_of::<KernelParams>(),
-        offsets!(KernelParams: n, d, n_edges, replicas, n_out, activation, trace_width, row_ptr_off, edge_src_off,
-            edge_dst_off, out_ptr_off, out_edge_off, outputs_off, out_slot_off, c_off, e_hat_off, h_off, trace_off,
-            targets_off, masks_off, tau),
+        offsets!(KernelParams: n, d, n_edges, replicas, n_out, activation, trace_width, learning, row_ptr_off,
+            edge_src_off, edge_dst_off, out_ptr_off, out_edge_off, outputs_off, out_slot_off, c_off, e_hat_off, h_off,
+            a_off, b_off, trace_off, targets_off, masks_off, tau),
+    );
+    assert_same_layout(
+        &m,
+        "BlockUniform",
+        size_of::<BlockUniform>(),
+        offsets!(BlockUniform: row0, rows, col0, cols, w_off, part_off, chunks, lanes),
     );
     assert_same_layout(
         &m,

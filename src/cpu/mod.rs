@@ -6,38 +6,52 @@
 //! closed-form activation ([`crate::activation`]), f32 throughout.
 
 mod costate_step;
+mod dense_gather;
+mod dense_reduce;
+mod dense_step;
+mod neuron_step;
 mod record_step;
-mod state_step;
-mod weight_step;
+mod sparse_back;
+mod sparse_gather;
+mod sparse_step;
 
 pub use costate_step::costate_step;
+pub use dense_gather::dense_gather;
+pub use dense_reduce::dense_reduce;
+pub use dense_step::dense_step;
+pub use neuron_step::neuron_step;
 pub use record_step::record_step;
-pub use state_step::state_step;
-pub use weight_step::weight_step;
+pub use sparse_back::sparse_back;
+pub use sparse_gather::sparse_gather;
+pub use sparse_step::sparse_step;
+
+use rayon::prelude::*;
 
 use crate::block::Block;
-use crate::layout::{FLUSH_BELOW, KernelParams, NO_RECORD, ReplicaParams, StepUniform};
-use crate::plan::{Kernel, step_dispatches};
+use crate::layout::{BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, ReplicaParams};
+use crate::plan::{Kernel, Plan};
 
 /// The buffers of one engine, named as the WGSL bindings; laid out `[replica][neuron]` and
-/// `[replica][edge]` (edges in CSR order), blocks as `[row][replica][channel]`.
+/// `[replica][synapse]` (the network's weight-vector order), blocks as `[row][replica][channel]`.
 #[derive(Clone, Debug, Default)]
 pub struct Buffers {
     /// Sizes and settings.
     pub params: KernelParams,
+    /// The blocks of synapses (partial sums laid out from 0 in `part`).
+    pub plan: Plan,
     /// `q, r, r_w, theta` per replica.
     pub replica: Vec<ReplicaParams>,
     /// Speed per neuron per replica (0 for input neurons).
     pub c: Vec<f32>,
-    /// CSR row pointers by target.
+    /// The sparse block's row pointers by target (empty without a sparse block).
     pub row_ptr: Vec<u32>,
-    /// Source of each edge.
+    /// The sparse block's source of each edge.
     pub edge_src: Vec<u32>,
-    /// Target of each edge.
+    /// The sparse block's target of each edge.
     pub edge_dst: Vec<u32>,
     /// Pointers into `out_edge` by source.
     pub out_ptr: Vec<u32>,
-    /// Edge indices grouped by source.
+    /// The sparse block's edge indices grouped by source.
     pub out_edge: Vec<u32>,
     /// Output neurons.
     pub outputs: Vec<u32>,
@@ -55,7 +69,14 @@ pub struct Buffers {
     pub e_hat: Vec<f32>,
     /// State power `p_i c_i (sigma(a_i) - x_i)` of the current step (for the Hamiltonian).
     pub h: Vec<f32>,
-    /// Inputs of the current block, `[row][replica][d]` (the bias column holds 1).
+    /// Pre-activations of the next step, summed by the synapse pass.
+    pub a: Vec<f32>,
+    /// Children's messages `sum_i w_ij e_hat_i`, summed by the synapse pass.
+    pub b: Vec<f32>,
+    /// The dense blocks' partial column sums ([`BlockUniform::part_off`]).
+    pub part: Vec<f32>,
+    /// Inputs of the current block, `[row][replica][d]` (the bias column holds 1), one row
+    /// more than the block's steps.
     pub inputs: Vec<f32>,
     /// Targets of the current block, `[row][replica][n_out]`.
     pub targets: Vec<f32>,
@@ -65,14 +86,29 @@ pub struct Buffers {
     pub trace: Vec<f32>,
 }
 
-/// The value of neuron `j` of replica `r` at this step: the block's input for input
-/// neurons, else the current state (`x_value` in `common.wgsl`).
+impl Buffers {
+    /// The values of a dense block's columns for every replica, `[replica][col]`, at stream
+    /// row `row` from `x[src]`, and (when `next` is given) at row `next` from `x[1 - src]`.
+    fn columns(&self, blk: &BlockUniform, src: usize, row: u32, next: Option<u32>) -> (Vec<f32>, Option<Vec<f32>>) {
+        let k = &self.params;
+        let cols = blk.col0 as usize..(blk.col0 + blk.cols) as usize;
+        let at = |row: u32, x: &[f32]| -> Vec<f32> {
+            (0..k.replicas as usize)
+                .flat_map(|r| cols.clone().map(move |j| x_value(k, row, &self.inputs, x, r, j)))
+                .collect()
+        };
+        (at(row, &self.x[src]), next.map(|row| at(row, &self.x[1 - src])))
+    }
+}
+
+/// The value of neuron `j` of replica `r` at stream row `row`: the block's input for input
+/// neurons, else the state in `x` (`x_value` and `x_next` in `common.wgsl`).
 #[inline]
-pub(crate) fn x_value(k: &KernelParams, s: &StepUniform, inputs: &[f32], x_in: &[f32], r: usize, j: usize) -> f32 {
+pub(crate) fn x_value(k: &KernelParams, row: u32, inputs: &[f32], x: &[f32], r: usize, j: usize) -> f32 {
     if j < k.d as usize {
-        inputs[(s.row as usize * k.replicas as usize + r) * k.d as usize + j]
+        inputs[(row as usize * k.replicas as usize + r) * k.d as usize + j]
     } else {
-        x_in[r * k.n as usize + j]
+        x[r * k.n as usize + j]
     }
 }
 
@@ -84,55 +120,183 @@ pub(crate) fn flush(v: f32) -> f32 {
 }
 
 /// Work (invocations plus the terms they gather) from which a kernel splits its loop over
-/// threads (rayon). Each invocation reads the step-`n` buffers and writes only its own
-/// outputs, so the split changes no value: results are bit-identical for any thread count.
-/// Below this the loop stays serial, where waking threads would cost more than the work.
+/// threads (rayon). Each work item reads the step-`n` buffers and writes only its own
+/// outputs, and every sum has a fixed order, so the split changes no value: results are
+/// bit-identical for any thread count. Below this the loop stays serial, where waking
+/// threads would cost more than the work.
 pub const PARALLEL_FROM: usize = 1 << 14;
 
-/// The smallest chunk of invocations worth a thread: about 1024 units of work each.
-fn min_chunk(len: usize, work: usize) -> usize {
-    (1024 * len / work.max(1)).max(1)
+/// The lanes of a dense block's row sums.
+#[inline]
+pub(crate) fn lanes_of(blk: &BlockUniform) -> usize {
+    blk.lanes as usize
 }
 
-/// Runs `f(gid, old) -> new` for every element of `out`, in place (`costate_step`); `work`
-/// counts the invocations and the terms they gather.
-pub(crate) fn each_in_place(out: &mut [f32], work: usize, f: impl Fn(usize, f32) -> f32 + Sync) {
-    use rayon::prelude::*;
+/// The tree over the first `lanes` lanes (`lanes` a power of two): lane `l` adds lane
+/// `l + stride` for `stride = lanes / 2, ..., 1`, as the GPU's workgroup reduction does.
+#[inline]
+pub(crate) fn lane_sum<const L: usize>(mut acc: [f32; L], lanes: usize) -> f32 {
+    let mut stride = lanes / 2;
+    while stride > 0 {
+        for l in 0..stride {
+            acc[l] += acc[l + stride];
+        }
+        stride /= 2;
+    }
+    acc[0]
+}
+
+/// Runs `f(gid, old) -> new` over every index of `N` equally long per-neuron arrays, in
+/// place, splitting the loop over threads for large arrays.
+pub(crate) fn each_neuron<const N: usize>(out: [&mut [f32]; N], f: impl Fn(usize, [f32; N]) -> [f32; N] + Sync) {
+    const CHUNK: usize = 4096;
+    let run = |start: usize, parts: [&mut [f32]; N]| {
+        for k in 0..parts[0].len() {
+            let new = f(start + k, std::array::from_fn(|m| parts[m][k]));
+            for m in 0..N {
+                parts[m][k] = new[m];
+            }
+        }
+    };
+    if out[0].len() < PARALLEL_FROM {
+        run(0, out);
+        return;
+    }
+    let mut iters = out.map(|s| s.chunks_mut(CHUNK));
+    let mut chunks: Vec<[&mut [f32]; N]> = Vec::new();
+    loop {
+        let next: [Option<&mut [f32]>; N] = std::array::from_fn(|m| iters[m].next());
+        if next.iter().any(Option::is_none) {
+            break;
+        }
+        chunks.push(next.map(|c| c.expect("equally long arrays")));
+    }
+    chunks.into_par_iter().enumerate().for_each(|(c, parts)| run(c * CHUNK, parts));
+}
+
+/// The work of one replica's chunk of `CHUNK_ROWS` rows of a dense block.
+pub(crate) struct DenseItem<'a> {
+    /// The replica.
+    pub r: usize,
+    /// Rows in this chunk.
+    pub rows: usize,
+    /// The chunk's weights, `rows x cols`.
+    pub w: &'a mut [f32],
+    /// The chunk's weight costates.
+    pub pw: &'a mut [f32],
+    /// The chunk's partial column sums (`cols`), when asked for.
+    pub part: Option<&'a mut [f32]>,
+    /// The chunk's pre-activations (`rows`).
+    pub a: &'a mut [f32],
+    /// The chunk's messages (`rows`).
+    pub e_hat: &'a [f32],
+    /// The replica's parameters.
+    pub rp: ReplicaParams,
+}
+
+/// Splits a dense block's buffers into one [`DenseItem`] per replica and chunk of rows.
+pub(crate) fn dense_items<'a>(b: &'a mut Buffers, blk: &BlockUniform, with_part: bool) -> Vec<DenseItem<'a>> {
+    let (n, ne) = (b.params.n as usize, b.params.n_edges as usize);
+    let (rows, cols, chunks) = (blk.rows as usize, blk.cols as usize, blk.chunks as usize);
+    let (row0, w_off) = (blk.row0 as usize, blk.w_off as usize);
+    let chunk_len = CHUNK_ROWS as usize * cols;
+    let mut part = if with_part {
+        let region = &mut b.part[blk.part_off as usize..][..b.params.replicas as usize * chunks * cols];
+        Some(region.chunks_mut(cols.max(1)))
+    } else {
+        None
+    };
+    let mut items = Vec::with_capacity(b.params.replicas as usize * chunks);
+    let per_replica =
+        b.w.chunks_mut(ne.max(1)).zip(b.pw.chunks_mut(ne.max(1))).zip(b.a.chunks_mut(n)).zip(b.e_hat.chunks(n));
+    for (r, (((w, pw), a), e_hat)) in per_replica.enumerate() {
+        let w = w[w_off..w_off + rows * cols].chunks_mut(chunk_len.max(1));
+        let pw = pw[w_off..w_off + rows * cols].chunks_mut(chunk_len.max(1));
+        let a = a[row0..row0 + rows].chunks_mut(CHUNK_ROWS as usize);
+        let e_hat = e_hat[row0..row0 + rows].chunks(CHUNK_ROWS as usize);
+        for (((w, pw), a), e_hat) in w.zip(pw).zip(a).zip(e_hat) {
+            let part = part.as_mut().map(|p| p.next().expect("a partial row per chunk"));
+            items.push(DenseItem { r, rows: a.len(), w, pw, part, a, e_hat, rp: b.replica[r] });
+        }
+    }
+    items
+}
+
+/// Runs `f` on every item, over threads when the block is large.
+pub(crate) fn for_items<'a>(items: Vec<DenseItem<'a>>, blk: &BlockUniform, f: impl Fn(DenseItem<'a>) + Sync + Send) {
+    let work = items.len() * (blk.cols as usize + 1) * CHUNK_ROWS as usize;
     if work < PARALLEL_FROM {
-        out.iter_mut().enumerate().for_each(|(gid, v)| *v = f(gid, *v));
+        items.into_iter().for_each(f);
     } else {
-        let chunk = min_chunk(out.len(), work);
-        out.par_iter_mut().with_min_len(chunk).enumerate().for_each(|(gid, v)| *v = f(gid, *v));
+        items.into_par_iter().with_max_len(1).for_each(f);
     }
 }
 
-/// Runs `f(gid, a, b) -> (a', b')` for every pair of elements, in place (`weight_step`).
-pub(crate) fn each_pair_in_place(a: &mut [f32], b: &mut [f32], f: impl Fn(usize, f32, f32) -> (f32, f32) + Sync) {
-    use rayon::prelude::*;
-    let body = |(gid, (x, y)): (usize, (&mut f32, &mut f32))| (*x, *y) = f(gid, *x, *y);
-    if a.len() < PARALLEL_FROM {
-        a.iter_mut().zip(b.iter_mut()).enumerate().for_each(body);
-    } else {
-        a.par_iter_mut().zip(b.par_iter_mut()).with_min_len(1024).enumerate().for_each(body);
-    }
-}
-
-/// Runs `f(gid) -> [a, b, c]` for every invocation and stores the three outputs
-/// (`state_step`); `work` counts the invocations and the terms they gather.
-pub(crate) fn each_into3(
+/// Runs `f(r, i, lo, w, pw, a_i)` for every replica `r` and target `i` of the sparse block,
+/// with the row's weights (and costates) starting at edge `lo` of the block; over threads
+/// when the block is large.
+#[expect(clippy::type_complexity, reason = "one row's slices, split without copies")]
+pub(crate) fn sparse_rows(
+    row_ptr: &[u32],
+    blk: &BlockUniform,
+    k: &KernelParams,
+    w: &mut [f32],
+    pw: Option<&mut [f32]>,
     a: &mut [f32],
-    b: &mut [f32],
-    c: &mut [f32],
-    work: usize,
-    f: impl Fn(usize) -> [f32; 3] + Sync,
+    f: impl Fn(usize, usize, usize, &mut [f32], Option<&mut [f32]>, &mut f32) + Sync,
 ) {
-    use rayon::prelude::*;
-    let body = |(gid, ((x, y), z)): (usize, ((&mut f32, &mut f32), &mut f32))| [*x, *y, *z] = f(gid);
-    if work < PARALLEL_FROM {
-        a.iter_mut().zip(b.iter_mut()).zip(c.iter_mut()).enumerate().for_each(body);
+    const ROWS: usize = 256;
+    let (n, ne, off) = (k.n as usize, k.n_edges as usize, blk.w_off as usize);
+    let (row0, row1) = (blk.row0 as usize, (blk.row0 + blk.rows) as usize);
+    let e_len = row_ptr.get(row1).map_or(0, |&e| e as usize);
+    // (replica, first row, weights, costates, pre-activations) of each group of rows.
+    let mut groups: Vec<(usize, usize, &mut [f32], Option<&mut [f32]>, &mut [f32])> = Vec::new();
+    let mut pw_rep: Vec<Option<&mut [f32]>> = match pw {
+        Some(pw) => pw.chunks_mut(ne.max(1)).map(Some).collect(),
+        None => (0..k.replicas).map(|_| None).collect(),
+    };
+    for (r, (w, a)) in w.chunks_mut(ne.max(1)).zip(a.chunks_mut(n)).enumerate() {
+        let mut w = &mut w[off..off + e_len];
+        let mut pw = pw_rep[r].take().map(|p| &mut p[off..off + e_len]);
+        let mut a = &mut a[row0..row1];
+        let mut at = 0usize;
+        let mut i = row0;
+        while i < row1 {
+            let end = (i + ROWS).min(row1);
+            let len = row_ptr[end] as usize - at;
+            let (wg, wr) = std::mem::take(&mut w).split_at_mut(len);
+            let (pg, pr) = match pw.take() {
+                Some(p) => {
+                    let (g, r) = p.split_at_mut(len);
+                    (Some(g), Some(r))
+                }
+                None => (None, None),
+            };
+            let (ag, ar) = std::mem::take(&mut a).split_at_mut(end - i);
+            groups.push((r, i, wg, pg, ag));
+            (w, pw, a, at, i) = (wr, pr, ar, at + len, end);
+        }
+    }
+    let run = |(r, first, mut w, mut pw, a): (usize, usize, &mut [f32], Option<&mut [f32]>, &mut [f32])| {
+        for (m, ai) in a.iter_mut().enumerate() {
+            let i = first + m;
+            let (lo, hi) = (row_ptr[i] as usize, row_ptr[i + 1] as usize);
+            let (wr, rest) = std::mem::take(&mut w).split_at_mut(hi - lo);
+            let (pr, prest) = match pw.take() {
+                Some(p) => {
+                    let (g, r) = p.split_at_mut(hi - lo);
+                    (Some(g), Some(r))
+                }
+                None => (None, None),
+            };
+            f(r, i, lo, wr, pr, ai);
+            (w, pw) = (rest, prest);
+        }
+    };
+    if k.replicas as usize * e_len < PARALLEL_FROM {
+        groups.into_iter().for_each(run);
     } else {
-        let chunk = min_chunk(a.len(), work);
-        a.par_iter_mut().zip(b.par_iter_mut()).zip(c.par_iter_mut()).with_min_len(chunk).enumerate().for_each(body);
+        groups.into_par_iter().for_each(run);
     }
 }
 
@@ -143,13 +307,14 @@ pub struct CpuExecutor {
     pub buffers: Buffers,
     /// Steps taken so far (selects the ping-pong buffer).
     pub step: u64,
-    learning: bool,
+    /// Whether the next step must first gather the pre-activations (a new or replaced state).
+    pub gather: bool,
 }
 
 impl CpuExecutor {
     /// An executor over the given buffers, at step `step`.
-    pub fn new(buffers: Buffers, step: u64, learning: bool) -> Self {
-        CpuExecutor { buffers, step, learning }
+    pub fn new(buffers: Buffers, step: u64) -> Self {
+        CpuExecutor { buffers, step, gather: true }
     }
 
     /// Runs every step of `block` and returns its trace rows.
@@ -161,18 +326,30 @@ impl CpuExecutor {
         b.masks.clone_from(&block.masks);
         b.trace.clear();
         b.trace.resize(block.records * (k.replicas * k.trace_width) as usize, 0.0);
+        let plan = std::mem::take(&mut b.plan);
         for s in &block.steps {
             let src = (self.step % 2) as usize;
-            for d in step_dispatches(&k, s.record_row != NO_RECORD, self.learning) {
+            if self.gather {
+                b.a.fill(0.0);
+            }
+            for d in plan.step(&k, s.record_row != NO_RECORD, self.gather) {
+                let blk = &plan.blocks[d.block];
                 match d.kernel {
-                    Kernel::StateStep => state_step(b, s, src),
-                    Kernel::CostateStep => costate_step(b, s, src),
+                    Kernel::DenseGather => dense_gather(b, s, src, blk),
+                    Kernel::SparseGather => sparse_gather(b, s, src, blk),
+                    Kernel::NeuronStep => neuron_step(b, s, src),
                     Kernel::RecordStep => record_step(b, s, src),
-                    Kernel::WeightStep => weight_step(b, s, src),
+                    Kernel::DenseStep => dense_step(b, s, src, blk),
+                    Kernel::DenseReduce => dense_reduce(b, blk),
+                    Kernel::SparseBack => sparse_back(b, blk),
+                    Kernel::SparseStep => sparse_step(b, s, src, blk),
+                    Kernel::CostateStep => costate_step(b, s, src),
                 }
             }
+            self.gather = false;
             self.step += 1;
         }
+        b.plan = plan;
         std::mem::take(&mut b.trace)
     }
 }

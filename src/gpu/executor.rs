@@ -13,8 +13,8 @@ use super::kernels::kernel_source;
 use crate::block::Block;
 use crate::cpu::Buffers;
 use crate::error::{Error, Result};
-use crate::layout::{KernelParams, NO_RECORD, StepUniform};
-use crate::plan::{Dispatch, Kernel, step_dispatches};
+use crate::layout::{BlockUniform, KernelParams, NO_RECORD, StepUniform};
+use crate::plan::{Dispatch, Kernel, Plan};
 
 /// The engine's GPU buffers. `x[0]`, `x[1]`, `p`, `w` and `pw` are plain `f32` arrays laid
 /// out as [`crate::State`] describes (`[replica][neuron]`, `[replica][edge]`), with
@@ -40,6 +40,8 @@ pub struct GpuBuffers {
     pub aux: wgpu::Buffer,
     /// Inputs, targets and masks of the block.
     pub stream: wgpu::Buffer,
+    /// [`BlockUniform`] per block of synapses, at a stride of `min_uniform_buffer_offset_alignment`.
+    pub blocks: wgpu::Buffer,
 }
 
 struct Pending {
@@ -55,6 +57,7 @@ pub struct GpuExecutor {
     params: KernelParams,
     capacity: usize,
     stride: u64,
+    block_stride: u64,
     max_per_dim: u32,
     pipelines: Vec<(Kernel, wgpu::ComputePipeline)>,
     group0: wgpu::BindGroup,
@@ -65,7 +68,9 @@ pub struct GpuExecutor {
     next_slot: usize,
     /// Steps taken so far (selects the ping-pong buffer).
     pub step: u64,
-    learning: bool,
+    /// Whether the next step must first gather the pre-activations (a new or replaced state).
+    pub gather: bool,
+    plan: Plan,
 }
 
 impl std::fmt::Debug for GpuExecutor {
@@ -77,6 +82,7 @@ impl std::fmt::Debug for GpuExecutor {
 /// Element offsets of the packed arrays (see [`KernelParams`]), and the buffers' lengths.
 struct Packing {
     params: KernelParams,
+    plan: Plan,
     graph_len: usize,
     aux_len: usize,
     stream_len: usize,
@@ -84,18 +90,18 @@ struct Packing {
 
 fn packing(b: &Buffers, capacity: usize) -> Packing {
     let mut k = b.params;
-    let (n, e, r, n_out) = (k.n as usize, k.n_edges as usize, k.replicas as usize, k.n_out as usize);
+    let (n, r, n_out) = (k.n as usize, k.replicas as usize, k.n_out as usize);
     let mut at = 0usize;
     let mut take = |len: usize| {
         let off = at;
         at += len;
         off as u32
     };
-    k.row_ptr_off = take(n + 1);
-    k.edge_src_off = take(e);
-    k.edge_dst_off = take(e);
-    k.out_ptr_off = take(n + 1);
-    k.out_edge_off = take(e);
+    k.row_ptr_off = take(b.row_ptr.len());
+    k.edge_src_off = take(b.edge_src.len());
+    k.edge_dst_off = take(b.edge_dst.len());
+    k.out_ptr_off = take(b.out_ptr.len());
+    k.out_edge_off = take(b.out_edge.len());
     k.outputs_off = take(n_out);
     k.out_slot_off = take(n);
     let graph_len = at;
@@ -108,12 +114,20 @@ fn packing(b: &Buffers, capacity: usize) -> Packing {
     k.c_off = take(r * n);
     k.e_hat_off = take(r * n);
     k.h_off = take(r * n);
+    k.a_off = take(r * n);
+    k.b_off = take(r * n);
+    let part_off = take(b.part.len());
     k.trace_off = take(capacity * r * k.trace_width as usize);
     let aux_len = at;
-    k.targets_off = (capacity * r * k.d as usize) as u32;
+    let mut plan = b.plan.clone();
+    let dense = plan.blocks.len() - usize::from(plan.sparse);
+    for blk in &mut plan.blocks[..dense] {
+        blk.part_off += part_off;
+    }
+    k.targets_off = ((capacity + 1) * r * k.d as usize) as u32;
     k.masks_off = k.targets_off + (capacity * r * n_out) as u32;
     let stream_len = k.masks_off as usize + capacity * r * n_out;
-    Packing { params: k, graph_len, aux_len, stream_len }
+    Packing { params: k, plan, graph_len, aux_len, stream_len }
 }
 
 fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
@@ -146,7 +160,7 @@ impl GpuExecutor {
     /// Uploads `b` (the state at step `step`) and builds everything the steps need, for
     /// blocks of at most `capacity` steps. Sizes beyond the device's limits are a
     /// [`Error::Limit`], not a panic.
-    pub fn new(ctx: GpuContext, b: &Buffers, capacity: usize, step: u64, learning: bool) -> Result<Self> {
+    pub fn new(ctx: GpuContext, b: &Buffers, capacity: usize, step: u64) -> Result<Self> {
         let limits = ctx.device.limits();
         let pk = packing(b, capacity);
         let k = pk.params;
@@ -173,7 +187,7 @@ impl GpuExecutor {
             return Err(Error::Network(format!("a block of {capacity} steps does not fit 32-bit offsets")));
         }
         let max_per_dim = limits.max_compute_workgroups_per_dimension;
-        for d in step_dispatches(&k, true, true) {
+        for d in pk.plan.step(&k, true, true) {
             let groups = d.workgroups();
             if groups > max_per_dim as u64 * max_per_dim as u64 {
                 return Err(Error::Limit {
@@ -185,6 +199,7 @@ impl GpuExecutor {
             }
         }
         let stride = (limits.min_uniform_buffer_offset_alignment as u64).max(size_of::<StepUniform>() as u64);
+        let block_stride = (limits.min_uniform_buffer_offset_alignment as u64).max(size_of::<BlockUniform>() as u64);
 
         let device = &ctx.device;
         let buffers = ctx.checked("buffer allocation", || {
@@ -208,6 +223,7 @@ impl GpuExecutor {
                 pw: make("localprop pw", r * e * 4, state),
                 aux: make("localprop aux", pk.aux_len as u64 * 4, U::STORAGE | U::COPY_SRC | U::COPY_DST),
                 stream: make("localprop stream", pk.stream_len as u64 * 4, U::STORAGE | U::COPY_DST),
+                blocks: make("localprop blocks", block_stride * pk.plan.blocks.len() as u64, U::UNIFORM | U::COPY_DST),
             }
         })?;
         let trace_bytes = (capacity as u64 * r * k.trace_width as u64 * 4).max(16);
@@ -231,6 +247,7 @@ impl GpuExecutor {
                 storage(5, false),
                 storage(6, false),
                 storage(7, true),
+                uniform(8, true, size_of::<BlockUniform>()),
             ],
         });
         let layout1 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -281,6 +298,14 @@ impl GpuExecutor {
                     wgpu::BindGroupEntry { binding: 5, resource: g.pw.as_entire_binding() },
                     wgpu::BindGroupEntry { binding: 6, resource: g.aux.as_entire_binding() },
                     wgpu::BindGroupEntry { binding: 7, resource: g.stream.as_entire_binding() },
+                    wgpu::BindGroupEntry {
+                        binding: 8,
+                        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                            buffer: &g.blocks,
+                            offset: 0,
+                            size: NonZeroU64::new(size_of::<BlockUniform>() as u64),
+                        }),
+                    },
                 ],
             });
             let pair = |src: usize| {
@@ -306,6 +331,11 @@ impl GpuExecutor {
         let mut aux_head: Vec<f32> = bytemuck::cast_slice(&b.replica).to_vec();
         aux_head.extend_from_slice(&b.c);
         write_f32(queue, &buffers.aux, 0, &aux_head);
+        let mut table = vec![0u8; (block_stride as usize * pk.plan.blocks.len()).max(16)];
+        for (chunk, blk) in table.chunks_exact_mut(block_stride as usize).zip(&pk.plan.blocks) {
+            chunk[..size_of::<BlockUniform>()].copy_from_slice(bytemuck::bytes_of(blk));
+        }
+        queue.write_buffer(&buffers.blocks, 0, &table);
         let mut exec = GpuExecutor {
             params: k,
             capacity,
@@ -319,7 +349,9 @@ impl GpuExecutor {
             pending: VecDeque::new(),
             next_slot: 0,
             step,
-            learning,
+            gather: true,
+            plan: pk.plan,
+            block_stride,
             ctx,
         };
         exec.write_state(&b.x[(step % 2) as usize], &b.p, &b.w, &b.pw);
@@ -364,6 +396,10 @@ impl GpuExecutor {
         if !steps.is_empty() {
             queue.write_buffer(&g.steps, 0, &steps);
         }
+        if self.gather && !block.steps.is_empty() {
+            let bytes = (k.replicas * k.n) as u64 * 4;
+            encoder.clear_buffer(&g.aux, k.a_off as u64 * 4, Some(bytes));
+        }
         encoder.push_debug_group(&format!("localprop steps {}..{}", self.step, self.step + block.steps.len() as u64));
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -372,11 +408,14 @@ impl GpuExecutor {
             });
             for (row, s) in block.steps.iter().enumerate() {
                 let src = (self.step % 2) as usize;
-                pass.set_bind_group(0, &self.group0, &[(row as u64 * self.stride) as u32]);
                 pass.set_bind_group(1, &self.pingpong[src], &[]);
-                for d in step_dispatches(&k, s.record_row != NO_RECORD, self.learning) {
+                let step_offset = (row as u64 * self.stride) as u32;
+                for d in self.plan.step(&k, s.record_row != NO_RECORD, self.gather) {
+                    let block_offset = (d.block as u64 * self.block_stride) as u32;
+                    pass.set_bind_group(0, &self.group0, &[step_offset, block_offset]);
                     self.dispatch(&mut pass, d);
                 }
+                self.gather = false;
                 self.step += 1;
             }
         }
@@ -543,6 +582,7 @@ impl GpuExecutor {
         write_f32(queue, &g.p, 0, p);
         write_f32(queue, &g.w, 0, w);
         write_f32(queue, &g.pw, 0, pw);
+        self.gather = true;
     }
 }
 

@@ -1,7 +1,7 @@
 //! The WGSL sources of the kernels, assembled with a prelude generated from the Rust
 //! constants, and their compute pipelines.
 
-use crate::layout::{FLUSH_BELOW, NO_RECORD, TRACE_FIXED, WORKGROUP_SIZE};
+use crate::layout::{CHUNK_ROWS, FLUSH_BELOW, NO_RECORD, TRACE_FIXED, WORKGROUP_SIZE};
 use crate::network::NOT_OUTPUT;
 use crate::plan::Kernel;
 
@@ -11,10 +11,15 @@ pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
 /// The kernel's own WGSL file (`shaders/<stem>.wgsl`).
 pub fn kernel_wgsl(kernel: Kernel) -> &'static str {
     match kernel {
-        Kernel::StateStep => include_str!("../../shaders/state_step.wgsl"),
-        Kernel::CostateStep => include_str!("../../shaders/costate_step.wgsl"),
+        Kernel::DenseGather => include_str!("../../shaders/dense_gather.wgsl"),
+        Kernel::SparseGather => include_str!("../../shaders/sparse_gather.wgsl"),
+        Kernel::NeuronStep => include_str!("../../shaders/neuron_step.wgsl"),
         Kernel::RecordStep => include_str!("../../shaders/record_step.wgsl"),
-        Kernel::WeightStep => include_str!("../../shaders/weight_step.wgsl"),
+        Kernel::DenseStep => include_str!("../../shaders/dense_step.wgsl"),
+        Kernel::DenseReduce => include_str!("../../shaders/dense_reduce.wgsl"),
+        Kernel::SparseBack => include_str!("../../shaders/sparse_back.wgsl"),
+        Kernel::SparseStep => include_str!("../../shaders/sparse_step.wgsl"),
+        Kernel::CostateStep => include_str!("../../shaders/costate_step.wgsl"),
     }
 }
 
@@ -23,6 +28,7 @@ pub fn prelude() -> String {
     format!(
         "// Generated from src/layout.rs and src/network.rs; do not edit.\n\
          const WG: u32 = {WORKGROUP_SIZE}u;\n\
+         const CHUNK_ROWS: u32 = {CHUNK_ROWS}u;\n\
          const NO_RECORD: u32 = {NO_RECORD}u;\n\
          const NOT_OUTPUT: u32 = {NOT_OUTPUT}u;\n\
          const TRACE_FIXED: u32 = {TRACE_FIXED}u;\n\

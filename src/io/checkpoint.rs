@@ -14,13 +14,14 @@
 //! |------------|-------|---------------------|----------------------------------------------------|
 //! | `x`        | `F32` | `[replicas, n]`     | neuron states, [`State::x`]                        |
 //! | `p`        | `F32` | `[replicas, n]`     | scaled neuron costates `p / phi`, [`State::p`]     |
-//! | `w`        | `F32` | `[replicas, n_edges]` | weights in CSR order, [`State::w`]               |
+//! | `w`        | `F32` | `[replicas, n_edges]` | weights in the network's weight-vector order, [`State::w`] |
 //! | `pw`       | `F32` | `[replicas, n_edges]` | scaled weight costates `pw / phi`, [`State::pw`] |
-//! | `edge_src` | `U32` | `[n_edges]`         | source neuron of each edge ([`crate::Network::edge_src`]) |
-//! | `edge_dst` | `U32` | `[n_edges]`         | target neuron of each edge ([`crate::Network::edge_dst`]) |
+//! | `edge_src` | `U32` | `[n_edges]`         | source neuron of each edge ([`crate::Network::edges`]) |
+//! | `edge_dst` | `U32` | `[n_edges]`         | target neuron of each edge ([`crate::Network::edges`]) |
 //!
 //! Edge `k` carries `w[r, k]` from neuron `edge_src[k]` into neuron `edge_dst[k]`; edges are in
-//! the network's CSR order (grouped by target). A network without edges gives `w` and `pw` of
+//! the network's weight-vector order ([`crate::Network::edges`]: its dense blocks row by row,
+//! then its sparse block grouped by target). A network without edges gives `w` and `pw` of
 //! shape `[replicas, 0]` and `edge_src`, `edge_dst` of shape `[0]`.
 //!
 //! The header's `__metadata__` (a string-to-string map) holds:
@@ -112,9 +113,9 @@ const TENSORS: [&str; 6] = ["x", "p", "w", "pw", "edge_src", "edge_dst"];
 pub struct Checkpoint {
     /// The engine's state; [`State::step`] is stored as the `step` metadata entry.
     pub state: State,
-    /// Source neuron of each edge, CSR order ([`Network::edge_src`]).
+    /// Source neuron of each edge, in weight-vector order ([`Network::edges`]).
     pub edge_src: Vec<u32>,
-    /// Target neuron of each edge, CSR order ([`Network::edge_dst`]).
+    /// Target neuron of each edge, in weight-vector order.
     pub edge_dst: Vec<u32>,
     /// Number of neurons, inputs and bias included ([`Network::n`]).
     pub n: usize,
@@ -141,9 +142,8 @@ impl Checkpoint {
                 net.n_edges()
             )));
         }
-        let ours = self.edge_src.iter().zip(&self.edge_dst);
-        let theirs = net.edge_src().iter().zip(net.edge_dst());
-        if let Some((k, ((s, d), (ns, nd)))) = ours.zip(theirs).enumerate().find(|(_, (a, b))| a != b) {
+        let ours = self.edge_src.iter().zip(&self.edge_dst).map(|(&s, &d)| (s as usize, d as usize));
+        if let Some((k, ((s, d), (ns, nd)))) = ours.zip(net.edges()).enumerate().find(|(_, (a, b))| a != b) {
             return Err(Error::State(format!("edge {k} of the checkpoint is {s} -> {d}, of the network {ns} -> {nd}")));
         }
         Ok(())
@@ -838,8 +838,8 @@ mod tests {
                 w: vec![0.0; e],
                 pw: vec![0.0; e],
             },
-            edge_src: net.edge_src().to_vec(),
-            edge_dst: net.edge_dst().to_vec(),
+            edge_src: net.edges().map(|(j, _)| j as u32).collect(),
+            edge_dst: net.edges().map(|(_, i)| i as u32).collect(),
             n: net.n(),
             t: 0.0,
             config_json: "{}".into(),

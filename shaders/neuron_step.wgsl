@@ -1,9 +1,10 @@
-// Per neuron of every replica: a_i = sum_j w_ij x_j, the Euler state update into the other
-// ping-pong buffer, the message e_hat_i = c_i sigma'(a_i) p_i and the state power
-// h_i = p_i c_i (sigma(a_i) - x_i). Input neurons copy their input. CPU twin: src/cpu/state_step.rs.
+// Per neuron of every replica, from the pre-activation a_i the synapse pass summed (zeroed
+// here for the next sum): the Euler state update into the other ping-pong buffer, the
+// message e_hat_i = c_i sigma'(a_i) p_i and the state power h_i = p_i c_i (sigma(a_i) - x_i).
+// Input neurons copy their input. CPU twin: src/cpu/neuron_step.rs.
 
 @compute @workgroup_size(WG)
-fn state_step(
+fn neuron_step(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
@@ -14,15 +15,13 @@ fn state_step(
     }
     let r = gid / k.n;
     let i = gid % k.n;
+    let a = aux[k.a_off + gid];
+    aux[k.a_off + gid] = 0.0;
     if i < k.d {
         x_out[gid] = x_value(r, i);
         aux[k.e_hat_off + gid] = 0.0;
         aux[k.h_off + gid] = 0.0;
         return;
-    }
-    var a = 0.0;
-    for (var e = graph[k.row_ptr_off + i]; e < graph[k.row_ptr_off + i + 1u]; e++) {
-        a += w[r * k.n_edges + e] * x_value(r, graph[k.edge_src_off + e]);
     }
     let act = activate(k.activation, a);
     let xi = x_in[gid];

@@ -1,0 +1,28 @@
+//! CPU twin of `shaders/dense_gather.wgsl`.
+
+use super::{Buffers, DenseItem, dense_items, for_items, lane_sum, lanes_of};
+use crate::layout::{BlockUniform, StepUniform, WORKGROUP_SIZE};
+
+const WG: usize = WORKGROUP_SIZE as usize;
+
+/// Per dense block, per replica and chunk of rows: `a_i += sum_j w_ij x_j` at the current
+/// step, in the lanes and tree of [`super::dense_step`], so that a run resumed from a saved
+/// state sums exactly what the uninterrupted run's previous synapse pass summed.
+pub fn dense_gather(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUniform) {
+    let (xs, _) = b.columns(blk, src, s.row, None);
+    let cols = blk.cols as usize;
+    let items = dense_items(b, blk, false);
+    for_items(items, blk, |item: DenseItem<'_>| {
+        let DenseItem { r, rows, w, a, .. } = item;
+        let xj = &xs[r * cols..(r + 1) * cols];
+        for ii in 0..rows {
+            let mut acc = [0.0f32; WG];
+            for (w, x) in w[ii * cols..(ii + 1) * cols].chunks(WG).zip(xj.chunks(WG)) {
+                for l in 0..w.len() {
+                    acc[l] += w[l] * x[l];
+                }
+            }
+            a[ii] += lane_sum(acc, lanes_of(blk));
+        }
+    });
+}

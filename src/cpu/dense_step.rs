@@ -1,0 +1,87 @@
+//! CPU twin of `shaders/dense_step.wgsl`.
+
+use super::{Buffers, DenseItem, dense_items, for_items, lane_sum, lanes_of};
+use crate::layout::{BlockUniform, ReplicaParams, StepUniform, WORKGROUP_SIZE};
+
+const WG: usize = WORKGROUP_SIZE as usize;
+
+/// Per dense block, per replica and chunk of `CHUNK_ROWS` rows (a workgroup on the GPU): the
+/// one pass over the synapses. For each synapse `j -> i`, from its step-`n` `w` and `pw`:
+/// the chunk's partial column sum `part_j += w_ij e_hat_i` (rows in order), the updates
+/// `pw <- pw + tau (s' (-e_hat_i x_j - r_w w) - theta pw)` and `w <- w + tau s (-pw / r)`
+/// (when learning), and the next step's pre-activation `a_i += sum_j w_ij' x_j'`, summed in
+/// `WG` lanes (lane `l` takes columns `l, l + WG, ...` in order) and then a tree over the lanes.
+///
+/// The GPU runs the same sums in the same order (thread `l` of the workgroup is lane `l`);
+/// the loop nest differs (rows outside, columns inside, so that the inner loop runs over
+/// contiguous memory and vectorises), which changes no value.
+pub fn dense_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUniform) {
+    let learning = b.params.learning != 0;
+    let tau = b.params.tau;
+    let (xs, xn) = b.columns(blk, src, s.row, Some(s.row + 1));
+    let xn = xn.expect("next-step columns");
+    let cols = blk.cols as usize;
+    let items = dense_items(b, blk, true);
+    for_items(items, blk, |item: DenseItem<'_>| {
+        let DenseItem { r, rows, w, pw, part, a, e_hat, rp, .. } = item;
+        let (xj, xn) = (&xs[r * cols..(r + 1) * cols], &xn[r * cols..(r + 1) * cols]);
+        let part = part.expect("partials");
+        part.fill(0.0);
+        for ii in 0..rows {
+            let ei = e_hat[ii];
+            let (w, pw) = (&mut w[ii * cols..(ii + 1) * cols], &mut pw[ii * cols..(ii + 1) * cols]);
+            let acc = if learning {
+                row_pass::<true>(w, pw, xj, xn, part, ei, tau, s, rp)
+            } else {
+                row_pass::<false>(w, pw, xj, xn, part, ei, tau, s, rp)
+            };
+            a[ii] += lane_sum(acc, lanes_of(blk));
+        }
+    });
+}
+
+/// One row of a chunk: returns the lanes of the row's next pre-activation.
+#[expect(clippy::too_many_arguments, reason = "the row's buffers and scalars, inlined into the pass")]
+#[inline(always)]
+fn row_pass<const LEARN: bool>(
+    w: &mut [f32],
+    pw: &mut [f32],
+    xj: &[f32],
+    xn: &[f32],
+    part: &mut [f32],
+    ei: f32,
+    tau: f32,
+    s: &StepUniform,
+    rp: ReplicaParams,
+) -> [f32; WG] {
+    let mut acc = [0.0f32; WG];
+    let one = |acc: &mut f32, w: &mut f32, pw: &mut f32, xj: f32, xn: f32, part: &mut f32| {
+        let w0 = *w;
+        let pw0 = *pw;
+        *part += w0 * ei;
+        let mut w1 = w0;
+        if LEARN {
+            let dpw = -ei * xj - rp.r_w * w0;
+            let dw = -pw0 / rp.r;
+            w1 = super::flush(w0 + tau * (s.sign_state * dw));
+            *w = w1;
+            *pw = super::flush(pw0 + tau * (s.sign_costate * dpw - rp.theta * pw0));
+        }
+        *acc += w1 * xn;
+    };
+    let mut wc = w.chunks_exact_mut(WG);
+    let mut pwc = pw.chunks_exact_mut(WG);
+    let mut pc = part.chunks_exact_mut(WG);
+    let (mut xjc, mut xnc) = (xj.chunks_exact(WG), xn.chunks_exact(WG));
+    for ((((w, pw), part), xj), xn) in (&mut wc).zip(&mut pwc).zip(&mut pc).zip(&mut xjc).zip(&mut xnc) {
+        for l in 0..WG {
+            one(&mut acc[l], &mut w[l], &mut pw[l], xj[l], xn[l], &mut part[l]);
+        }
+    }
+    let (w, pw, part) = (wc.into_remainder(), pwc.into_remainder(), pc.into_remainder());
+    let (xj, xn) = (xjc.remainder(), xnc.remainder());
+    for l in 0..w.len() {
+        one(&mut acc[l], &mut w[l], &mut pw[l], xj[l], xn[l], &mut part[l]);
+    }
+    acc
+}

@@ -1,0 +1,19 @@
+//! CPU twin of `shaders/sparse_gather.wgsl`.
+
+use super::{Buffers, sparse_rows, x_value};
+use crate::layout::{BlockUniform, StepUniform};
+
+/// Per target neuron `i` of the sparse block and replica: `a_i += sum_j w_ij x_j` at the
+/// current step, in edge order (the order of [`super::sparse_step`]'s sum).
+pub fn sparse_gather(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUniform) {
+    let k = b.params;
+    let x_in = &b.x[src];
+    let (inputs, edge_src) = (&b.inputs, &b.edge_src);
+    sparse_rows(&b.row_ptr, blk, &k, &mut b.w, None, &mut b.a, |r, _, lo, w, _, ai| {
+        let mut acc = 0.0f32;
+        for (m, w) in w.iter().enumerate() {
+            acc += *w * x_value(&k, s.row, inputs, x_in, r, edge_src[lo + m] as usize);
+        }
+        *ai += acc;
+    });
+}

@@ -1,0 +1,37 @@
+//! CPU twin of `shaders/sparse_step.wgsl`.
+
+use super::{Buffers, flush, sparse_rows, x_value};
+use crate::layout::{BlockUniform, StepUniform};
+
+/// Per target neuron `i` of the sparse block and replica, over its incoming edges in order:
+/// `pw <- pw + tau (s' (-e_hat_i x_j - r_w w) - theta pw)` and `w <- w + tau s (-pw / r)`
+/// (when learning) from the step-`n` values, and the next step's pre-activation
+/// `a_i += sum_j w_ij' x_j'` summed in edge order.
+pub fn sparse_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUniform) {
+    let (k, tau, learning) = (b.params, b.params.tau, b.params.learning != 0);
+    let n = k.n as usize;
+    let (x_in, x_next) = (&b.x[src], &b.x[1 - src]);
+    let (inputs, edge_src, e_hat, replica) = (&b.inputs, &b.edge_src, &b.e_hat, &b.replica);
+    sparse_rows(&b.row_ptr, blk, &k, &mut b.w, Some(&mut b.pw), &mut b.a, |r, i, lo, w, pw, ai| {
+        let pw = pw.expect("costates");
+        let ei = e_hat[r * n + i];
+        let rp = replica[r];
+        let mut acc = 0.0f32;
+        for (m, (w, pw)) in w.iter_mut().zip(pw.iter_mut()).enumerate() {
+            let j = edge_src[lo + m] as usize;
+            let w0 = *w;
+            let mut w1 = w0;
+            if learning {
+                let xj = x_value(&k, s.row, inputs, x_in, r, j);
+                let pw0 = *pw;
+                let dpw = -ei * xj - rp.r_w * w0;
+                let dw = -pw0 / rp.r;
+                w1 = flush(w0 + tau * (s.sign_state * dw));
+                *w = w1;
+                *pw = flush(pw0 + tau * (s.sign_costate * dpw - rp.theta * pw0));
+            }
+            acc += w1 * x_value(&k, s.row + 1, inputs, x_next, r, j);
+        }
+        *ai += acc;
+    });
+}
