@@ -2,6 +2,7 @@
 
 pub mod activation;
 pub mod baseline;
+pub mod bench;
 pub mod block;
 pub mod bp_limit;
 pub mod cpu;

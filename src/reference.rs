@@ -191,3 +191,62 @@ pub fn fixed_point_gradient(net: &Network, prob: &Problem, max_iter: usize) -> R
     }
     Ok(prob.grads(net, x, a, delta, loss))
 }
+
+/// One lockstep explicit Euler step of the dynamics in f64, in the split form of the theory
+/// (every right-hand side from the step-`n` values, sums in plain order), for every replica:
+/// the oracle the engine's one-pass step is compared with. `inputs` are the values of the
+/// input neurons `[replica][d]` (bias included) and `targets` `[replica][n_out]` at step
+/// `state.step`; returns the next `x`, `p`, `w`, `pw`, laid out as [`crate::State`].
+pub fn euler_step(
+    net: &Network,
+    params: &[crate::Params],
+    state: &crate::State,
+    inputs: &[f32],
+    targets: &[f32],
+) -> [Vec<f64>; 4] {
+    let (n, d, ne, n_out) = (net.n(), net.d(), net.n_edges(), net.outputs().len());
+    let ix = net.index();
+    let slots = net.output_slots();
+    let mut out: [Vec<f64>; 4] = std::array::from_fn(|_| Vec::new());
+    for (r, prm) in params.iter().enumerate() {
+        let t = state.step as f64 * prm.tau as f64;
+        let (ss, sc) = prm.policy.signs(state.step, t);
+        let (ss, sc, tau) = (ss as f64, sc as f64, prm.tau as f64);
+        let (q, rr, rw, theta) = (prm.q as f64, prm.r as f64, prm.r_w as f64, prm.theta as f64);
+        let c = prm.c.per_neuron(net);
+        let x: Vec<f64> =
+            (0..n).map(|j| if j < d { inputs[r * d + j] as f64 } else { state.x[r * n + j] as f64 }).collect();
+        let p: Vec<f64> = state.p[r * n..(r + 1) * n].iter().map(|&v| v as f64).collect();
+        let w: Vec<f64> = state.w[r * ne..(r + 1) * ne].iter().map(|&v| v as f64).collect();
+        let pw: Vec<f64> = state.pw[r * ne..(r + 1) * ne].iter().map(|&v| v as f64).collect();
+        let mut e_hat = vec![0.0; n];
+        let mut x1 = x.clone();
+        for i in d..n {
+            let a: f64 = ix.incoming(i).map(|e| w[e] * x[ix.src[e] as usize]).sum();
+            let (s, ds) = sigma(prm.activation, a);
+            x1[i] = x[i] + tau * ss * c[i] as f64 * (s - x[i]);
+            e_hat[i] = c[i] as f64 * ds * p[i];
+        }
+        let mut p1 = p.clone();
+        for i in d..n {
+            let back: f64 = ix.outgoing(i).map(|e| w[e] * e_hat[ix.dst[e] as usize]).sum();
+            let err = match slots[i] {
+                crate::network::NOT_OUTPUT => 0.0,
+                k => q * (x[i] - targets[r * n_out + k as usize] as f64),
+            };
+            p1[i] = p[i] + tau * (sc * (c[i] as f64 * p[i] - back - err) - theta * p[i]);
+        }
+        let (mut w1, mut pw1) = (w.clone(), pw.clone());
+        if prm.learning {
+            for e in 0..ne {
+                let (j, i) = (ix.src[e] as usize, ix.dst[e] as usize);
+                pw1[e] = pw[e] + tau * (sc * (-e_hat[i] * x[j] - rw * w[e]) - theta * pw[e]);
+                w1[e] = w[e] + tau * ss * (-pw[e] / rr);
+            }
+        }
+        for (acc, v) in out.iter_mut().zip([x1, p1, w1, pw1]) {
+            acc.extend(v);
+        }
+    }
+    out
+}

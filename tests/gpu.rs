@@ -49,12 +49,16 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], atol: f32, rtol: f32) {
     );
 }
 
-/// Networks of every kind the engine accepts: layered, recurrent with self-loops, random sparse.
+/// Networks of every block layout: layered (dense blocks, two feeding the same rows),
+/// recurrent with self-loops (one dense block; small, and with 5 row chunks and more than 64
+/// columns), random sparse and fully connected without self-loops (a sparse block).
 fn networks() -> Vec<Network> {
     vec![
         NetworkSpec::layered(&[7, 33, 5]).bias(true).seed(1).build().unwrap(),
         NetworkSpec::fully_connected(3, 9, true).bias(true).outputs(vec![5, 8]).seed(2).build().unwrap(),
+        NetworkSpec::fully_connected(2, 70, true).bias(true).outputs(vec![3, 60]).seed(4).build().unwrap(),
         NetworkSpec::random_sparse(16, 150, 12, true).bias(true).outputs(vec![20, 90, 166]).seed(3).build().unwrap(),
+        NetworkSpec::fully_connected(1, 10, false).bias(true).seed(5).build().unwrap(),
     ]
 }
 
@@ -95,6 +99,11 @@ fn random_streams(net: &Network, replicas: usize, seed: u64) -> Vec<Streams> {
 /// One step on both backends from the same random state: `(gpu, cpu)` engines after it,
 /// and the one-row traces.
 fn one_step(ctx: &GpuContext, net: &Network, seed: u64) -> [(Engine, localprop::Trace); 2] {
+    steps(ctx, net, seed, 1)
+}
+
+/// `steps` steps on both backends from the same random state.
+fn steps(ctx: &GpuContext, net: &Network, seed: u64, steps: u64) -> [(Engine, localprop::Trace); 2] {
     let params = replica_params(net);
     let state = random_state(net, params.len(), seed);
     let mut out = Vec::new();
@@ -105,7 +114,7 @@ fn one_step(ctx: &GpuContext, net: &Network, seed: u64) -> [(Engine, localprop::
             Engine::with_replicas(net.clone(), params.clone()).unwrap()
         };
         engine.set_state(&state).unwrap();
-        let trace = engine.run(1, &mut random_streams(net, params.len(), seed)).unwrap();
+        let trace = engine.run(steps, &mut random_streams(net, params.len(), seed)).unwrap();
         out.push((engine, trace));
     }
     let cpu = out.pop().unwrap();
@@ -113,13 +122,14 @@ fn one_step(ctx: &GpuContext, net: &Network, seed: u64) -> [(Engine, localprop::
     [gpu, cpu]
 }
 
+/// One step from a set state runs the gathers, then `neuron_step`.
 #[test]
-fn state_step_matches_cpu() {
+fn dense_gather_sparse_gather_and_neuron_step_match_cpu() {
     let Some(ctx) = gpu() else { return };
     for (k, net) in networks().iter().enumerate() {
         let [(mut g, _), (mut c, _)] = one_step(&ctx, net, 10 + k as u64);
         let (gs, cs) = (g.state().unwrap(), c.state().unwrap());
-        assert_close("x after state_step", &gs.x, &cs.x, ATOL, RTOL);
+        assert_close("x after neuron_step", &gs.x, &cs.x, ATOL, RTOL);
         let (ge, gh) = g.last_messages().unwrap();
         let (ce, ch) = c.last_messages().unwrap();
         assert_close("e_hat", &ge, &ce, ATOL, RTOL);
@@ -127,8 +137,9 @@ fn state_step_matches_cpu() {
     }
 }
 
+/// `b` is summed by `dense_step` + `dense_reduce` and `sparse_back`, then used by `costate_step`.
 #[test]
-fn costate_step_matches_cpu() {
+fn dense_reduce_sparse_back_and_costate_step_match_cpu() {
     let Some(ctx) = gpu() else { return };
     for (k, net) in networks().iter().enumerate() {
         let [(mut g, _), (mut c, _)] = one_step(&ctx, net, 20 + k as u64);
@@ -151,13 +162,27 @@ fn record_step_matches_cpu() {
 }
 
 #[test]
-fn weight_step_matches_cpu() {
+fn dense_step_and_sparse_step_match_cpu() {
     let Some(ctx) = gpu() else { return };
     for (k, net) in networks().iter().enumerate() {
         let [(mut g, _), (mut c, _)] = one_step(&ctx, net, 40 + k as u64);
         let (gs, cs) = (g.state().unwrap(), c.state().unwrap());
-        assert_close("w after weight_step", &gs.w, &cs.w, ATOL, RTOL);
-        assert_close("pw after weight_step", &gs.pw, &cs.pw, ATOL, RTOL);
+        assert_close("w after dense_step / sparse_step", &gs.w, &cs.w, ATOL, RTOL);
+        assert_close("pw after dense_step / sparse_step", &gs.pw, &cs.pw, ATOL, RTOL);
+    }
+}
+
+/// The second step's messages read the pre-activations the first step's synapse pass summed.
+#[test]
+fn pre_activations_carried_by_the_synapse_pass_match_cpu() {
+    let Some(ctx) = gpu() else { return };
+    for (k, net) in networks().iter().enumerate() {
+        let [(mut g, _), (mut c, _)] = steps(&ctx, net, 50 + k as u64, 2);
+        let (ge, gh) = g.last_messages().unwrap();
+        let (ce, ch) = c.last_messages().unwrap();
+        assert_close("e_hat of step 2", &ge, &ce, ATOL, RTOL);
+        assert_close("h of step 2", &gh, &ch, ATOL, RTOL);
+        assert_close("x after step 2", &g.state().unwrap().x, &c.state().unwrap().x, ATOL, RTOL);
     }
 }
 

@@ -50,6 +50,12 @@ def peer_factory(name: str):
         return f"not installed ({e.name})"
 
 
+def framework(peer: str) -> str:
+    """The peer's library and its version."""
+    module = {"numpy": "numpy", "jax": "jax"}.get(peer, "torch")
+    return f"{module} {__import__(module).__version__}"
+
+
 def time_case(case, make, steps: int, chunk: int):
     """(wall seconds for `steps` timed steps, device, finite?)."""
     runner = make(case, init_state(case), chunk)
@@ -81,19 +87,35 @@ def bench_peer(name: str, cases, args) -> list[dict]:
         steps = math.ceil(steps / chunk) * chunk  # whole chunks: nothing compiles while timed
         need, free = case.state_bytes() * factor, free_bytes()
         if not fits(need, free):
-            print(f"skip {case.name} / {name}: needs ~{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free", file=sys.stderr)
+            print(
+                f"skip {case.name} / {name}: needs ~{need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free",
+                file=sys.stderr,
+            )
             continue
         wall, device, finite = min(time_case(case, make, steps, chunk) for _ in range(args.repeat))
         neurons, synapses = case.net.n - case.net.d, case.net.synapses
-        rows.append({
-            "case": case.name, "peer": name, "device": device, "replicas": case.replicas,
-            "neurons": neurons, "synapses": synapses, "steps": steps, "wall_s": wall,
-            "synapse_updates_per_s": case.replicas * synapses * steps / wall,
-            "neuron_steps_per_s": case.replicas * neurons * steps / wall,
-            "finite": finite, "params": vars(case.params),
-        })
-        print(f"{case.name} / {name} on {device}: {steps} steps in {wall:.3f} s"
-              + ("" if finite else " (state not finite!)"), file=sys.stderr)
+        rows.append(
+            {
+                "case": case.name,
+                "peer": name,
+                "device": device,
+                "framework": framework(name),
+                "replicas": case.replicas,
+                "neurons": neurons,
+                "synapses": synapses,
+                "steps": steps,
+                "wall_s": wall,
+                "synapse_updates_per_s": case.replicas * synapses * steps / wall,
+                "neuron_steps_per_s": case.replicas * neurons * steps / wall,
+                "finite": finite,
+                "params": vars(case.params),
+            }
+        )
+        print(
+            f"{case.name} / {name} on {device}: {steps} steps in {wall:.3f} s"
+            + ("" if finite else " (state not finite!)"),
+            file=sys.stderr,
+        )
     return rows
 
 
@@ -141,7 +163,8 @@ def main(argv=None):
     print("| case | peer | device | synapse updates/s | neuron steps/s |")
     print("|---|---|---|---:|---:|")
     for r in rows:
-        print(f"| {r['case']} | {r['peer']} | {r['device']} | {r['synapse_updates_per_s']:.3e} | {r['neuron_steps_per_s']:.3e} |")
+        rate = f"{r['synapse_updates_per_s']:.3e} | {r['neuron_steps_per_s']:.3e}"
+        print(f"| {r['case']} | {r['peer']} | {r['device']} | {rate} |")
     if args.json:
         host = {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()}
         Path(args.json).write_text(json.dumps({"host": host, "rows": rows}, indent=1))

@@ -24,7 +24,16 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench import peer_factory  # noqa: E402
 from common import (  # noqa: E402
-    PAPER, Case, Net, NumpyPeer, Params, Stream, dense_from_state, load_checkpoint, state_from_checkpoint,
+    PAPER,
+    SINE,
+    Case,
+    Net,
+    NumpyPeer,
+    Params,
+    Stream,
+    dense_from_state,
+    load_checkpoint,
+    state_from_checkpoint,
 )
 
 RTOL = 1e-5  # f32 with a different summation order and tanh: a few ULP per step, 100-200 steps
@@ -86,10 +95,49 @@ frequency = 0.1
 steps = 1
 """
 
-# name, TOML, steps N, params, input stream, inputs, outputs
+LAYERED_PARAMS = Params(c=10.0, tau=0.1, q=1.0, r=1.0, r_w=0.0, theta=5.0, policy="reverse-costate")
+LAYERED_TARGET = Stream(channels=3, amplitude=0.8, frequency=0.1, phase_step=2.0)
+LAYERED_TOML = f"""
+name = "peer-check-layered"
+[network]
+kind = "layered"
+sizes = [6, 16, 8, 3]
+bias = true
+seed = 5
+[params]
+c = {LAYERED_PARAMS.c}
+tau = {LAYERED_PARAMS.tau}
+theta = {LAYERED_PARAMS.theta}
+[input]
+kind = "sinusoid"
+channels = 6
+frequency = 0.3
+phase_step = 0.7
+[target]
+kind = "sinusoid"
+channels = 3
+amplitude = {LAYERED_TARGET.amplitude}
+frequency = {LAYERED_TARGET.frequency}
+phase_step = {LAYERED_TARGET.phase_step}
+[run]
+steps = 1
+"""
+
+# name, TOML, steps N, params, input stream, target stream, inputs, outputs
 CASES = [
-    ("paper-net", PAPER_TOML, 200, PAPER, None, 0, [1]),
-    ("fc-64-3in", FC64_TOML, 100, FC64_PARAMS, FC64_INPUT, 3, [4]),
+    ("paper-net", PAPER_TOML, 200, PAPER, None, SINE, 0, [1]),
+    ("fc-64-3in", FC64_TOML, 100, FC64_PARAMS, FC64_INPUT, SINE, 3, [4]),
+    # Not all of its bounding box is synapses: the peers run it as one masked block.
+    (
+        "layered-6-16-8-3",
+        LAYERED_TOML,
+        100,
+        LAYERED_PARAMS,
+        Stream(channels=6, frequency=0.3, phase_step=0.7),
+        LAYERED_TARGET,
+        6,
+        [31, 32, 33],
+    ),
 ]
 
 
@@ -116,8 +164,11 @@ def trace_outputs(path: Path, outputs: list[int], first: int, steps: int) -> np.
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--localprop", default=os.environ.get("LOCALPROP", "/tmp/peer-target/release/localprop"),
-                    help="the localprop binary (default: $LOCALPROP or /tmp/peer-target/release/localprop)")
+    ap.add_argument(
+        "--localprop",
+        default=os.environ.get("LOCALPROP", "/tmp/peer-target/release/localprop"),
+        help="the localprop binary (default: $LOCALPROP or /tmp/peer-target/release/localprop)",
+    )
     ap.add_argument("--peers", default="numpy,jax,torch-eager,torch-cuda-graph")
     ap.add_argument("--chunk", type=int, default=64, help="steps per JAX scan / CUDA graph")
     args = ap.parse_args(argv)
@@ -125,16 +176,18 @@ def main(argv=None):
     failed = False
     with tempfile.TemporaryDirectory(prefix="peer-check-") as tmp:
         tmp = Path(tmp)
-        for name, text, steps, params, inp, inputs, outputs in CASES:
+        for name, text, steps, params, inp, target, inputs, outputs in CASES:
             toml = tmp / f"{name}.toml"
             toml.write_text(text)
             start = localprop(args.localprop, toml, 1, tmp / f"{name}-1")
             end = localprop(args.localprop, toml, steps + 1, tmp / f"{name}-end")
             assert start["step"] == 1 and end["step"] == steps + 1, (start["step"], end["step"])
             net = Net(start["n"], inputs + 1, start["blocks"], outputs, inputs)
-            case = Case(name, net, params, start["replicas"], Stream(frequency=0.1), inp)
-            print(f"{name}: checkpoint version {start['version']}, n = {net.n}, {net.synapses} synapses, "
-                  f"blocks {[(b.rows, b.cols) for b in net.blocks]}, steps 1..{steps}")
+            case = Case(name, net, params, start["replicas"], target, inp)
+            print(
+                f"{name}: checkpoint version {start['version']}, n = {net.n}, {net.synapses} synapses, "
+                f"blocks {[(b.rows, b.cols) for b in net.blocks]}, steps 1..{steps}"
+            )
             for pname in args.peers.split(","):
                 peer = peer_factory(pname)
                 if isinstance(peer, str):
@@ -147,15 +200,21 @@ def main(argv=None):
                 runner.sync()
                 st = runner.state()
                 W, PW = dense_from_state(net, st)
-                errs = {"x": rel_err(st["x"], end["x"]), "p": rel_err(st["p"], end["p"]),
-                        "w": rel_err(W, end["W"]), "pw": rel_err(PW, end["PW"])}
+                errs = {
+                    "x": rel_err(st["x"], end["x"]),
+                    "p": rel_err(st["p"], end["p"]),
+                    "w": rel_err(W, end["W"]),
+                    "pw": rel_err(PW, end["PW"]),
+                }
                 if isinstance(runner, NumpyPeer):
                     want = trace_outputs(tmp / f"{name}-end" / "trace.csv", outputs, 1, steps)
                     errs["x_o per step"] = rel_err(np.stack(runner.outputs_trace)[:, 0], want)
                 worst = max(errs.values())
                 failed |= not worst <= RTOL
-                print(f"  {pname:17s} on {runner.device:24s} max rel err {worst:.2e} "
-                      f"({', '.join(f'{k} {v:.1e}' for k, v in errs.items())}) {'ok' if worst <= RTOL else 'FAIL'}")
+                print(
+                    f"  {pname:17s} on {runner.device:24s} max rel err {worst:.2e} "
+                    f"({', '.join(f'{k} {v:.1e}' for k, v in errs.items())}) {'ok' if worst <= RTOL else 'FAIL'}"
+                )
     print("all peers agree with localprop to 1e-5" if not failed else "MISMATCH")
     return 1 if failed else 0
 

@@ -64,6 +64,11 @@ class Net:
     def synapses(self) -> int:
         return sum(b.synapses for b in self.blocks)
 
+    def output_index(self) -> slice | np.ndarray:
+        """The outputs as an index into the non-input neurons: a slice when contiguous."""
+        o = np.asarray(self.outputs) - self.d
+        return slice(int(o[0]), int(o[-1]) + 1) if np.array_equal(o, np.arange(o[0], o[-1] + 1)) else o
+
     def fan_in(self) -> np.ndarray:
         f = np.zeros(self.n, np.int64)
         for b in self.blocks:
@@ -167,6 +172,7 @@ class Case:
         return {"s": s, "s2": s2, "u": u, "z": self.target.at(t)}
 
     def state_bytes(self) -> int:
+        """Bytes of x, p, w, pw (w, pw as stored by the peers: whole blocks)."""
         return 4 * self.replicas * (2 * sum(b.shape[0] * b.shape[1] for b in self.net.blocks) + 2 * self.net.n)
 
 
@@ -219,9 +225,11 @@ def bench_cases(replicas=(1, 4096, 65536), sizes=(1024, 2048, 4096, 8192, 16384)
     """The benchmark cases with their default step counts (full, --quick)."""
     out = []
     for r in replicas:
-        out.append(paper_net(r, steps={1: 20000, 4096: 2000}.get(r, 200), quick_steps={1: 2000, 4096: 200, 65536: 20}.get(r)))
+        out.append(
+            paper_net(r, steps={1: 20000, 4096: 2000}.get(r, 200), quick_steps={1: 2000, 4096: 200, 65536: 20}.get(r))
+        )
     for n in sizes:
-        out.append(fc(n, steps=max(20, 2 ** 30 // (n * n)), quick_steps={1024: 50, 2048: 20}.get(n)))
+        out.append(fc(n, steps=max(20, 2**30 // (n * n)), quick_steps={1024: 50, 2048: 20}.get(n)))
     out.append(layered_case(steps=200, quick_steps=20))
     return out
 
@@ -262,16 +270,19 @@ def _rmatvec(w: np.ndarray, e: np.ndarray) -> np.ndarray:
 
 
 class NumpyPeer:
-    """The step written with numpy on the host, out of place, in localprop's operation
-    order for every per-neuron and per-synapse update (only the sums' order differs)."""
+    """The step written with numpy on the host, in localprop's operation order for every
+    per-neuron and per-synapse update (only the sums' order differs); w and pw are updated
+    in place through two scratch arrays per block (a fresh array per operation would cost a
+    page-faulting allocation each on big blocks)."""
 
     name = "numpy"
     device = "cpu"
-    mem_factor = 4  # w, pw, their new values and e x^T at the peak
+    mem_factor = 2  # x state_bytes (w and pw): the two scratch arrays
 
     def __init__(self, case: Case, state: dict):
         self.case = case
         self.st = {k: (v.copy() if k in ("x", "p") else [a.copy() for a in v]) for k, v in state.items()}
+        self.scratch = [(np.empty_like(w), np.empty_like(w)) for w in self.st["ws"]]
         self.outputs_trace: list[np.ndarray] = []
         self.record = False
 
@@ -306,18 +317,27 @@ class NumpyPeer:
         for b, w in zip(net.blocks, st["ws"]):
             back[:, b.cols[0] : b.cols[1]] += _rmatvec(w, e[:, b.rows[0] - d : b.rows[1] - d])
         err = np.zeros_like(xh)
-        o = np.asarray(net.outputs) - d
+        o = net.output_index()
         err[:, o] = q * (xh[:, o] - z)
-        for k, b in enumerate(net.blocks):
-            w, pw = st["ws"][k], st["pws"][k]
+        for b, w, pw, (g, h) in zip(net.blocks, st["ws"], st["pws"], self.scratch):
             xj = x[:, None, b.cols[0] : b.cols[1]]
             ei = e[:, b.rows[0] - d : b.rows[1] - d, None]
-            pw_new = pw + tau * (s2 * (-ei * xj - r_w * w) - theta * pw)
-            w_new = w + tau * (s * (-pw / r))
+            # g = tau (s2 (-e_i x_j - r_w w) - theta pw), h = tau (s (-pw / r)), both from step n
+            np.multiply(ei, xj, out=g)
+            np.negative(g, out=g)
+            g -= np.multiply(w, r_w, out=h)
+            g *= s2
+            g -= np.multiply(pw, theta, out=h)
+            g *= tau
+            np.divide(pw, r, out=h)
+            np.negative(h, out=h)
+            h *= s
+            h *= tau
+            w += h
+            pw += g
             if b.mask is not None:
-                pw_new *= b.mask
-                w_new *= b.mask
-            st["ws"][k], st["pws"][k] = w_new, pw_new
+                w *= b.mask
+                pw *= b.mask
         x_new, p_new = x.copy(), p.copy()
         x_new[:, d:] = xh + tau * (s * (c * (sig - xh)))
         p_new[:, d:] = ph + tau * (s2 * (c * ph - back[:, d:] - err) - theta * ph)
@@ -363,7 +383,10 @@ def load_checkpoint(path: str) -> dict:
             w, pw = t[f"blocks.{k}.w"], t[f"blocks.{k}.pw"]
             if spec["kind"] == "dense":
                 (r0, r1), (c0, c1) = spec["rows"], spec["cols"]
-                W[:, r0:r1, c0:c1], PW[:, r0:r1, c0:c1] = w.reshape(R, r1 - r0, c1 - c0), pw.reshape(R, r1 - r0, c1 - c0)
+                W[:, r0:r1, c0:c1], PW[:, r0:r1, c0:c1] = (
+                    w.reshape(R, r1 - r0, c1 - c0),
+                    pw.reshape(R, r1 - r0, c1 - c0),
+                )
                 edge[r0:r1, c0:c1] = True
                 blocks.append(Block((r0, r1), (c0, c1)))
             elif spec["kind"] == "sparse":
@@ -380,9 +403,18 @@ def load_checkpoint(path: str) -> dict:
     else:
         raise ValueError(f"{path}: checkpoint version {version!r}; this loader reads 1 and 2")
     return {
-        "version": version, "step": int(meta["step"]), "t": float(meta["t"]),
-        "config": json.loads(meta["config"]), "n": n, "replicas": R,
-        "x": x, "p": p, "W": W, "PW": PW, "edge": edge, "blocks": blocks,
+        "version": version,
+        "step": int(meta["step"]),
+        "t": float(meta["t"]),
+        "config": json.loads(meta["config"]),
+        "n": n,
+        "replicas": R,
+        "x": x,
+        "p": p,
+        "W": W,
+        "PW": PW,
+        "edge": edge,
+        "blocks": blocks,
     }
 
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from common import Case, F32
+from common import F32, Case
 
 # True f32 products on GPUs too (the default lets XLA use TF32 there, which fails the check).
 jax.config.update("jax_default_matmul_precision", "highest")
@@ -23,7 +23,7 @@ def _rmatvec(w, e):
 
 def make_step(case: Case):
     net, prm = case.net, case.params
-    d, outs = net.d, np.asarray(net.outputs) - net.d
+    d, outs = net.d, net.output_index()
     c, tau, q, r, r_w, theta = (F32(v) for v in (prm.c, prm.tau, prm.q, prm.r, prm.r_w, prm.theta))
     masks = [None if b.mask is None else jnp.asarray(b.mask) for b in net.blocks]
 
@@ -61,14 +61,18 @@ def make_step(case: Case):
 
 class JaxPeer:
     name = "jax"
-    mem_factor = 3  # w, pw and their new values (fused; in place through donation)
+    mem_factor = 2  # x state_bytes: w, pw and their new values (one fused update)
 
     def __init__(self, case: Case, state: dict, chunk: int = 256):
         self.case, self.chunk = case, chunk
         dev = jax.devices()[0]
         self.device = "cpu" if dev.platform == "cpu" else f"{dev.platform}:{dev.device_kind}"
-        self.st = (jnp.asarray(state["x"]), jnp.asarray(state["p"]),
-                   tuple(jnp.asarray(w) for w in state["ws"]), tuple(jnp.asarray(w) for w in state["pws"]))
+        self.st = (
+            jnp.asarray(state["x"]),
+            jnp.asarray(state["p"]),
+            tuple(jnp.asarray(w) for w in state["ws"]),
+            tuple(jnp.asarray(w) for w in state["pws"]),
+        )
         step = make_step(case)
         self._run = jax.jit(lambda st, sched: jax.lax.scan(step, st, sched)[0], donate_argnums=0)
 
@@ -88,8 +92,10 @@ class JaxPeer:
         """The schedule of steps first..first+steps as device arrays, one tuple per scan of
         `chunk` steps (cut on the host: slicing a device array compiles per offset)."""
         sched = self.case.schedule(first, steps)
-        return [tuple(jnp.asarray(sched[key][k : k + self.chunk]) for key in ("s", "s2", "u", "z"))
-                for k in range(0, steps, self.chunk)]
+        return [
+            tuple(jnp.asarray(sched[key][k : k + self.chunk]) for key in ("s", "s2", "u", "z"))
+            for k in range(0, steps, self.chunk)
+        ]
 
     def run(self, first: int, steps: int, sched: list | None = None):
         """Steps first..first+steps, one scan per chunk (a shorter last chunk compiles once more)."""
@@ -101,4 +107,9 @@ class JaxPeer:
 
     def state(self) -> dict:
         x, p, ws, pws = self.st
-        return {"x": np.asarray(x), "p": np.asarray(p), "ws": [np.asarray(w) for w in ws], "pws": [np.asarray(w) for w in pws]}
+        return {
+            "x": np.asarray(x),
+            "p": np.asarray(p),
+            "ws": [np.asarray(w) for w in ws],
+            "pws": [np.asarray(w) for w in pws],
+        }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from common import Case, F32
+from common import F32, Case
 
 DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 torch.backends.cuda.matmul.allow_tf32 = False  # true f32 products (TF32 fails the check)
@@ -23,7 +23,7 @@ def _rmatvec(w, e):  # sum_i w[r, i, j] e[r, i]
 
 class TorchPeer:
     name = "torch-eager"
-    mem_factor = 3  # w, pw and one [R, rows, cols] temporary
+    mem_factor = 3  # x state_bytes: w, pw, one temporary; a CUDA graph's capture copies w, pw
 
     def __init__(self, case: Case, state: dict, chunk: int = 256, graph: bool = False):
         if graph and DEVICE.type != "cuda":
@@ -34,8 +34,9 @@ class TorchPeer:
         t = lambda a: torch.tensor(np.asarray(a), device=DEVICE)  # a copy: the peer updates it in place  # noqa: E731
         self.x, self.p = t(state["x"]), t(state["p"])
         self.ws, self.pws = [t(w) for w in state["ws"]], [t(w) for w in state["pws"]]
-        net, d = case.net, case.net.d
-        self.outs = torch.as_tensor(np.asarray(net.outputs) - d, device=DEVICE)
+        net = case.net
+        o = net.output_index()  # a slice keeps index_put (and its checks) out of the graph
+        self.outs = o if isinstance(o, slice) else torch.as_tensor(o, device=DEVICE)
         self.masks = [None if b.mask is None else t(b.mask) for b in net.blocks]
         self._graph = None
 
@@ -85,7 +86,9 @@ class TorchPeer:
         k = 0
         if self.graph:
             while steps - k >= self.chunk:
-                self._replay(S[k : k + self.chunk], S2[k : k + self.chunk], U[k : k + self.chunk], Z[k : k + self.chunk])
+                self._replay(
+                    S[k : k + self.chunk], S2[k : k + self.chunk], U[k : k + self.chunk], Z[k : k + self.chunk]
+                )
                 k += self.chunk
         for j in range(k, steps):
             self.step(S[j], S2[j], U[j], Z[j])

@@ -84,6 +84,25 @@ enum Command {
     },
     /// List the GPU adapters, their backend and main limits, and the one `auto` picks.
     Info,
+    /// Time the step on the benchmark cases and print synapse updates/s against the copy
+    /// bandwidth measured in the same run (BENCHMARKS.md).
+    Bench {
+        /// Backends to time: `cpu`, `gpu`, or both (`auto` times the GPU too when one exists).
+        #[arg(long, value_enum, default_value = "cpu")]
+        backend: BackendArg,
+        /// The small cases only, briefly (for CI).
+        #[arg(long)]
+        quick: bool,
+        /// Only cases whose name contains one of these (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        cases: Vec<String>,
+        /// Seconds to time each case (after a warm-up block).
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// The backprop limit: gradient error of the local rule against backprop as the speed grows.
     BpLimit {
         /// Output folder for bp_limit.csv and bp_limit.png.
@@ -139,6 +158,7 @@ fn dispatch(command: Command) -> localprop::Result<()> {
         }
         Command::Info => info(),
         Command::BpLimit { out } => bp_limit::run(&out)?,
+        Command::Bench { backend, quick, cases, seconds, json } => bench(backend.into(), quick, &cases, seconds, json)?,
     }
     Ok(())
 }
@@ -177,6 +197,62 @@ fn report(s: &localprop::io::output::Summary, out: &std::path::Path) {
         println!("  backprop baseline: prequential accuracy per pass {}", a.join(", "));
     }
     println!("wrote {} in {}", s.files.join(", "), out.display());
+}
+
+fn bench(backend: Backend, quick: bool, only: &[String], seconds: f64, json: Option<PathBuf>) -> localprop::Result<()> {
+    use localprop::bench;
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(localprop::Error::param("--seconds", seconds, "a finite number of seconds > 0"));
+    }
+    let seconds = if quick { seconds.min(0.2) } else { seconds };
+    let copy_mib = if quick { 64 } else { 512 };
+    let cpu_bw = bench::cpu_copy_bandwidth(copy_mib << 20);
+    println!(
+        "CPU memory bandwidth ({copy_mib} MiB updated in place, read + write, {} threads): {:.2} GB/s",
+        rayon::current_num_threads(),
+        cpu_bw / 1e9
+    );
+    let mut backends = Vec::new();
+    if matches!(backend, Backend::Cpu | Backend::Auto) {
+        backends.push((Backend::Cpu, cpu_bw));
+    }
+    if matches!(backend, Backend::Gpu | Backend::Auto) {
+        match localprop::gpu::GpuContext::headless() {
+            Ok(ctx) => {
+                let bw = bench::gpu_copy_bandwidth(&ctx, if quick { 64 << 20 } else { 1 << 30 })?;
+                let name = ctx.adapter.as_ref().map_or("caller's device".into(), localprop::gpu::describe);
+                println!("GPU copy bandwidth ({name}, copy_buffer_to_buffer, read + write): {:.2} GB/s", bw / 1e9);
+                backends.push((Backend::Gpu, bw));
+            }
+            Err(e) if backend == Backend::Auto => println!("no GPU timed: {e}"),
+            Err(e) => return Err(e),
+        }
+    }
+    let mut rows = Vec::new();
+    for case in bench::cases(quick) {
+        if !only.is_empty() && !only.iter().any(|o| case.name.contains(o.as_str())) {
+            continue;
+        }
+        for &(b, bw) in &backends {
+            let row = bench::run_case(&case, b, seconds, bw)?;
+            eprintln!(
+                "{} on {}: {} synapse updates/s, {:.1}% of copy bandwidth",
+                row.case,
+                row.backend,
+                bench::si(row.synapse_updates_per_s),
+                100.0 * row.bandwidth_fraction
+            );
+            rows.push(row);
+        }
+    }
+    println!("{}", bench::table(&rows));
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&rows).expect("rows serialize");
+        std::fs::write(&path, text)
+            .map_err(|source| localprop::Error::Io { path: path.display().to_string(), source })?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }
 
 fn info() {

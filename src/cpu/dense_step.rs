@@ -30,20 +30,23 @@ pub fn dense_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnifo
         for ii in 0..rows {
             let ei = e_hat[ii];
             let (w, pw) = (&mut w[ii * cols..(ii + 1) * cols], &mut pw[ii * cols..(ii + 1) * cols]);
-            let acc = if learning {
-                row_pass::<true>(w, pw, xj, xn, part, ei, tau, s, rp)
-            } else {
-                row_pass::<false>(w, pw, xj, xn, part, ei, tau, s, rp)
+            // Rows of at most 8 columns (the paper's net) keep 8 lanes: lane `l` is column `l`
+            // either way, and the tree over 8 lanes is the tree over `lanes <= 8`.
+            a[ii] += match (learning, cols <= 8) {
+                (true, true) => lane_sum(row_pass::<true, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes_of(blk)),
+                (false, true) => lane_sum(row_pass::<false, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes_of(blk)),
+                (true, false) => lane_sum(row_pass::<true, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes_of(blk)),
+                (false, false) => lane_sum(row_pass::<false, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes_of(blk)),
             };
-            a[ii] += lane_sum(acc, lanes_of(blk));
         }
     });
 }
 
-/// One row of a chunk: returns the lanes of the row's next pre-activation.
+/// One row of a chunk: returns the `L` lanes of the row's next pre-activation (`L = WG`, or
+/// 8 for rows of at most 8 columns).
 #[expect(clippy::too_many_arguments, reason = "the row's buffers and scalars, inlined into the pass")]
 #[inline(always)]
-fn row_pass<const LEARN: bool>(
+fn row_pass<const LEARN: bool, const L: usize>(
     w: &mut [f32],
     pw: &mut [f32],
     xj: &[f32],
@@ -53,8 +56,8 @@ fn row_pass<const LEARN: bool>(
     tau: f32,
     s: &StepUniform,
     rp: ReplicaParams,
-) -> [f32; WG] {
-    let mut acc = [0.0f32; WG];
+) -> [f32; L] {
+    let mut acc = [0.0f32; L];
     let one = |acc: &mut f32, w: &mut f32, pw: &mut f32, xj: f32, xn: f32, part: &mut f32| {
         let w0 = *w;
         let pw0 = *pw;
@@ -69,12 +72,12 @@ fn row_pass<const LEARN: bool>(
         }
         *acc += w1 * xn;
     };
-    let mut wc = w.chunks_exact_mut(WG);
-    let mut pwc = pw.chunks_exact_mut(WG);
-    let mut pc = part.chunks_exact_mut(WG);
-    let (mut xjc, mut xnc) = (xj.chunks_exact(WG), xn.chunks_exact(WG));
+    let mut wc = w.chunks_exact_mut(L);
+    let mut pwc = pw.chunks_exact_mut(L);
+    let mut pc = part.chunks_exact_mut(L);
+    let (mut xjc, mut xnc) = (xj.chunks_exact(L), xn.chunks_exact(L));
     for ((((w, pw), part), xj), xn) in (&mut wc).zip(&mut pwc).zip(&mut pc).zip(&mut xjc).zip(&mut xnc) {
-        for l in 0..WG {
+        for l in 0..L {
             one(&mut acc[l], &mut w[l], &mut pw[l], xj[l], xn[l], &mut part[l]);
         }
     }

@@ -224,11 +224,12 @@ pub(crate) fn dense_items<'a>(b: &'a mut Buffers, blk: &BlockUniform, with_part:
 
 /// Runs `f` on every item, over threads when the block is large.
 pub(crate) fn for_items<'a>(items: Vec<DenseItem<'a>>, blk: &BlockUniform, f: impl Fn(DenseItem<'a>) + Sync + Send) {
-    let work = items.len() * (blk.cols as usize + 1) * CHUNK_ROWS as usize;
-    if work < PARALLEL_FROM {
+    let per_item = (blk.cols as usize + 1) * blk.rows.min(CHUNK_ROWS) as usize;
+    if items.len() * per_item < PARALLEL_FROM {
         items.into_iter().for_each(f);
     } else {
-        items.into_par_iter().with_max_len(1).for_each(f);
+        // Tasks of at least about PARALLEL_FROM / 4 terms: replicas of small nets go in groups.
+        items.into_par_iter().with_min_len((PARALLEL_FROM / 4).div_ceil(per_item)).for_each(f);
     }
 }
 
@@ -327,12 +328,15 @@ impl CpuExecutor {
         b.trace.clear();
         b.trace.resize(block.records * (k.replicas * k.trace_width) as usize, 0.0);
         let plan = std::mem::take(&mut b.plan);
+        // The four dispatch lists (recorded or not, gathering or not), made once per block.
+        let lists: [Vec<crate::plan::Dispatch>; 4] = std::array::from_fn(|v| plan.step(&k, v & 1 != 0, v & 2 != 0));
         for s in &block.steps {
             let src = (self.step % 2) as usize;
             if self.gather {
                 b.a.fill(0.0);
             }
-            for d in plan.step(&k, s.record_row != NO_RECORD, self.gather) {
+            let list = &lists[usize::from(s.record_row != NO_RECORD) | usize::from(self.gather) << 1];
+            for &d in list {
                 let blk = &plan.blocks[d.block];
                 match d.kernel {
                     Kernel::DenseGather => dense_gather(b, s, src, blk),

@@ -20,7 +20,8 @@ pub fn record_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         let tbase = (s.row as usize * k.replicas as usize + r) * n_out;
         // acc[l] = (state power, masked squared error, pw^2, w^2)
         let mut acc = [[0.0f32; 4]; WG];
-        for (l, a) in acc.iter_mut().enumerate() {
+        // Lanes past every array's length stay zero (and add zeros in the tree).
+        for (l, a) in acc.iter_mut().enumerate().take(n.max(ne).max(n_out)) {
             let mut i = l;
             while i < n {
                 a[0] += h[r * n + i];

@@ -1,0 +1,271 @@
+//! `localprop bench`: synapse updates per second of the step on the shipped cases, against
+//! the memory bandwidth measured in the same run.
+//!
+//! The bound: a step must read and write every synapse's `w` and `pw` once, 16 bytes per
+//! synapse in f32, plus the per-neuron vectors (about 60 bytes per neuron: `x` twice, `p`,
+//! `a`, `b`, `e_hat`, `h`, `c`, read and written). The copy bandwidth is measured as bytes
+//! read plus bytes written per second by a copy of a buffer far larger than the caches (on
+//! the CPU with every thread, on the GPU with `copy_buffer_to_buffer`), so `bytes per step /
+//! seconds per step / copy bandwidth` is the fraction of the machine's memory bandwidth the
+//! step reaches.
+
+use std::time::Instant;
+
+use crate::engine::{Backend, Engine};
+use crate::error::{Error, Result};
+use crate::network::{Network, NetworkSpec};
+use crate::params::{Params, Policy, Speed};
+use crate::signal::{Constant, Sinusoid, Streams};
+
+/// Bytes a step must move per synapse: read and write `w` and `pw` (f32).
+pub const BYTES_PER_SYNAPSE: u64 = 16;
+/// Bytes a step moves per neuron (read and write of the per-neuron vectors).
+pub const BYTES_PER_NEURON: u64 = 60;
+
+/// One benchmark case.
+#[derive(Clone, Debug)]
+pub struct Case {
+    /// Name printed in the table (`paper-net-x4096`, `fc-2048`, ...).
+    pub name: String,
+    /// The network.
+    pub spec: NetworkSpec,
+    /// Replicas.
+    pub replicas: usize,
+    /// Parameters (the same for every replica).
+    pub params: Params,
+    /// Records every `record_every`-th step.
+    pub record_every: u64,
+}
+
+/// The paper's 5-neuron net with Fig. 1's parameters (examples/configs/fig1-sinusoid-q10.toml).
+pub fn paper_net(replicas: usize) -> Case {
+    Case {
+        name: format!("paper-net-x{replicas}"),
+        spec: NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1),
+        replicas,
+        params: Params {
+            c: Speed::Global(50.0),
+            tau: 0.01,
+            q: 10.0,
+            r: 0.1,
+            r_w: 2.0,
+            theta: 1.0,
+            policy: Policy::HsfEveryStep,
+            ..Params::default()
+        },
+        record_every: 1,
+    }
+}
+
+/// Parameters of the large cases: `reverse-costate`, `c tau = 0.1`, friction and a small
+/// learning rate so that long benchmark runs stay finite.
+fn large_params() -> Params {
+    Params {
+        c: Speed::Global(1.0),
+        tau: 0.1,
+        q: 1.0,
+        r: 10.0,
+        r_w: 1e-3,
+        theta: 1.0,
+        policy: Policy::ReverseCostate,
+        ..Params::default()
+    }
+}
+
+/// Every case of the benchmark table, in order; `quick` keeps the small ones.
+pub fn cases(quick: bool) -> Vec<Case> {
+    let large = |name: &str, spec: NetworkSpec| Case {
+        name: name.to_string(),
+        spec: spec.seed(7),
+        replicas: 1,
+        params: large_params(),
+        record_every: 100,
+    };
+    let mut list = vec![paper_net(1), paper_net(4096)];
+    if !quick {
+        list.push(paper_net(65536));
+    }
+    let sizes: &[usize] = if quick { &[256, 1024] } else { &[1024, 2048, 4096, 8192, 16384] };
+    for &n in sizes {
+        list.push(large(&format!("fc-{n}"), NetworkSpec::fully_connected(0, n, true).bias(true)));
+    }
+    let sparse = if quick { 10_000 } else { 100_000 };
+    list.push(large(
+        &format!("sparse-{}k-fanin32", sparse / 1000),
+        NetworkSpec::random_sparse(0, sparse, 32, false).bias(true),
+    ));
+    let layered: &[usize] = if quick { &[64, 128, 128, 10] } else { &[784, 1024, 1024, 10] };
+    let name = layered.iter().map(usize::to_string).collect::<Vec<_>>().join("-");
+    list.push(large(&format!("layered-{name}"), NetworkSpec::layered(layered).bias(true)));
+    list
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Row {
+    /// Case name.
+    pub case: String,
+    /// `cpu` or `gpu`.
+    pub backend: String,
+    /// The backend's description (adapter, or the CPU's thread count).
+    pub device: String,
+    /// Replicas.
+    pub replicas: usize,
+    /// Synapses per replica.
+    pub synapses: usize,
+    /// Non-input neurons per replica.
+    pub neurons: usize,
+    /// Records every this many steps.
+    pub record_every: u64,
+    /// Steps timed.
+    pub steps: u64,
+    /// Seconds for them.
+    pub seconds: f64,
+    /// `replicas x synapses x steps / seconds`.
+    pub synapse_updates_per_s: f64,
+    /// `replicas x neurons x steps / seconds`.
+    pub neuron_steps_per_s: f64,
+    /// Steps per second.
+    pub steps_per_s: f64,
+    /// Bytes a step must move ([`BYTES_PER_SYNAPSE`], [`BYTES_PER_NEURON`]).
+    pub bytes_per_step: u64,
+    /// Copy bandwidth measured in the same run, bytes per second.
+    pub copy_bytes_per_s: f64,
+    /// `bytes_per_step x steps_per_s / copy_bytes_per_s`.
+    pub bandwidth_fraction: f64,
+}
+
+/// Bytes read plus written per second by a multi-threaded in-place update of `bytes` bytes
+/// (`v <- 0.5 v + 1`, best of 5): the access pattern of the step, which reads and writes
+/// `w` and `pw` in place. (A copy into a second buffer would also read each destination line
+/// before writing it, a third stream that the step does not have.)
+pub fn cpu_copy_bandwidth(bytes: usize) -> f64 {
+    use rayon::prelude::*;
+    let len = bytes / 4;
+    let mut v: Vec<f32> = (0..len).map(|i| (i % 1024) as f32).collect();
+    let chunk = (len / (4 * rayon::current_num_threads())).max(1 << 16);
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        v.par_chunks_mut(chunk).for_each(|c| c.iter_mut().for_each(|a| *a = 0.5 * *a + 1.0));
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    std::hint::black_box(&v);
+    2.0 * (len * 4) as f64 / best
+}
+
+/// Bytes read plus written per second by `copy_buffer_to_buffer` of `bytes` bytes on the
+/// GPU of `ctx` (10 copies per submission, best of 3).
+pub fn gpu_copy_bandwidth(ctx: &crate::gpu::GpuContext, bytes: u64) -> Result<f64> {
+    let bytes = bytes.min(ctx.device.limits().max_buffer_size / 2 * 2).next_multiple_of(4);
+    let make = |label| {
+        ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    };
+    let (a, b) = (make("localprop bench copy a"), make("localprop bench copy b"));
+    let mut best = f64::INFINITY;
+    for _ in 0..3 {
+        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("copy") });
+        for _ in 0..10 {
+            enc.copy_buffer_to_buffer(&a, 0, &b, 0, bytes);
+        }
+        let t = Instant::now();
+        let index = ctx.queue.submit([enc.finish()]);
+        ctx.device
+            .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: None })
+            .map_err(|e| Error::Device(format!("timing a copy: {e}")))?;
+        best = best.min(t.elapsed().as_secs_f64() / 10.0);
+    }
+    Ok(2.0 * bytes as f64 / best)
+}
+
+/// Builds the case's engine on `backend` and times it: a warm-up block, then enough steps to
+/// fill about `seconds` of wall time (at least one block).
+pub fn run_case(case: &Case, backend: Backend, seconds: f64, copy_bytes_per_s: f64) -> Result<Row> {
+    let net: Network = case.spec.build()?;
+    let (synapses, neurons, n_in, n_out) = (net.n_edges(), net.n() - net.d(), net.inputs(), net.outputs().len());
+    let mut engine = Engine::with_backend(net, vec![case.params.clone(); case.replicas], backend)?;
+    engine.set_record_every(case.record_every)?;
+    let streams = |r: usize| {
+        let s = Streams::new(Sinusoid { dim: n_out, ..Sinusoid::new(0.8, 0.1) });
+        if n_in > 0 { s.with_input(Constant((0..n_in).map(|k| ((k + r) % 7) as f32 / 7.0).collect())) } else { s }
+    };
+    let mut all: Vec<Streams> = (0..case.replicas).map(streams).collect();
+    let block = 256u64;
+    engine.set_block_steps(block as usize)?;
+    // Warm-up and calibration: one block, then as many blocks as fill the time.
+    let t = Instant::now();
+    engine.run(block, &mut all)?;
+    let per_step = t.elapsed().as_secs_f64() / block as f64;
+    let steps = (((seconds / per_step.max(1e-12)) as u64).div_ceil(block) * block).clamp(block, 1 << 24);
+    let t = Instant::now();
+    engine.run(steps, &mut all)?;
+    let wall = t.elapsed().as_secs_f64();
+    let bytes_per_step =
+        case.replicas as u64 * (synapses as u64 * BYTES_PER_SYNAPSE + neurons as u64 * BYTES_PER_NEURON);
+    let steps_per_s = steps as f64 / wall;
+    Ok(Row {
+        case: case.name.clone(),
+        backend: match engine.backend() {
+            Backend::Gpu => "gpu".into(),
+            _ => "cpu".into(),
+        },
+        device: match engine.backend() {
+            Backend::Gpu => engine.backend_description(),
+            _ => format!("cpu, {} threads", rayon::current_num_threads()),
+        },
+        replicas: case.replicas,
+        synapses,
+        neurons,
+        record_every: case.record_every,
+        steps,
+        seconds: wall,
+        synapse_updates_per_s: (case.replicas * synapses) as f64 * steps_per_s,
+        neuron_steps_per_s: (case.replicas * neurons) as f64 * steps_per_s,
+        steps_per_s,
+        bytes_per_step,
+        copy_bytes_per_s,
+        bandwidth_fraction: bytes_per_step as f64 * steps_per_s / copy_bytes_per_s,
+    })
+}
+
+/// Formats a rate with an SI prefix: `3.21 G`.
+pub fn si(v: f64) -> String {
+    let (scale, unit) = match v {
+        v if v >= 1e12 => (1e12, "T"),
+        v if v >= 1e9 => (1e9, "G"),
+        v if v >= 1e6 => (1e6, "M"),
+        v if v >= 1e3 => (1e3, "k"),
+        _ => (1.0, ""),
+    };
+    format!("{:.3} {unit}", v / scale)
+}
+
+/// The markdown table of `rows`.
+pub fn table(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "| case | backend | replicas x synapses | recorded | steps | synapse updates/s | neuron steps/s | steps/s | \
+         GB/s moved | of copy bandwidth |\n|---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} x {} | 1/{} | {} | {} | {} | {} | {:.2} | {:.1}% |\n",
+            r.case,
+            r.backend,
+            r.replicas,
+            r.synapses,
+            r.record_every,
+            r.steps,
+            si(r.synapse_updates_per_s),
+            si(r.neuron_steps_per_s),
+            si(r.steps_per_s),
+            r.bytes_per_step as f64 * r.steps_per_s / 1e9,
+            100.0 * r.bandwidth_fraction
+        ));
+    }
+    s
+}
