@@ -253,6 +253,15 @@ impl Engine {
         }
     }
 
+    /// On the CPU, whether networks of one small dense block (the paper's net and its
+    /// replicas) run each block of steps replica by replica in one fused loop (the default)
+    /// or kernel by kernel; both compute the same bits. No effect on the GPU.
+    pub fn set_cpu_fused(&mut self, fused: bool) {
+        if let Exec::Cpu(cpu, _) = &mut self.exec {
+            cpu.fused = fused;
+        }
+    }
+
     /// The current time `step * tau` (computed in f64).
     pub fn time(&self) -> f64 {
         self.step() as f64 * crate::params::decimal(self.params[0].tau)

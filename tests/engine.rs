@@ -256,3 +256,39 @@ fn every_block_layout_gives_the_same_bits_on_one_thread_and_on_many() {
         assert_eq!(t1, t3);
     }
 }
+
+#[test]
+fn fused_small_net_path_gives_the_kernel_path_bits() {
+    // 13 replicas: one structure-of-arrays group of 8 and 5 alone; each with its own
+    // parameters, learning on and off, from the initial state and after a set state.
+    for learning in [true, false] {
+        let params: Vec<Params> = (0..13)
+            .map(|k| Params { learning, r_w: 0.5 + 0.1 * k as f32, ..tracking_params(10.0 + k as f32, 1.0) })
+            .collect();
+        let net = NetworkSpec::fully_connected(2, 5, true).bias(true).outputs(vec![3, 6]).seed(8).build().unwrap();
+        let streams = || -> Vec<Streams> {
+            (0..13)
+                .map(|k| {
+                    Streams::new(Sinusoid { dim: 2, phase_step: 0.3, ..Sinusoid::new(1.0, 0.1 + 0.01 * k as f64) })
+                        .with_input(Sinusoid { dim: 2, ..Sinusoid::new(0.5, 0.2) })
+                })
+                .collect()
+        };
+        let run = |fused: bool| {
+            let mut e = Engine::with_replicas(net.clone(), params.clone()).unwrap();
+            e.set_cpu_fused(fused);
+            e.set_record_every(3).unwrap();
+            e.set_block_steps(100).unwrap();
+            let t1 = e.run(250, &mut streams()).unwrap();
+            let mid = e.state().unwrap();
+            e.set_state(&mid).unwrap();
+            let t2 = e.run(50, &mut streams()).unwrap();
+            (t1, t2, e.state().unwrap(), e.last_messages().unwrap())
+        };
+        let (fused, kernels) = (run(true), run(false));
+        assert_eq!(fused.0, kernels.0, "trace, learning {learning}");
+        assert_eq!(fused.1, kernels.1, "trace after set_state, learning {learning}");
+        assert_eq!(fused.2, kernels.2, "state, learning {learning}");
+        assert_eq!(fused.3, kernels.3, "messages, learning {learning}");
+    }
+}

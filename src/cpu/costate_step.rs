@@ -1,7 +1,7 @@
 //! CPU twin of `shaders/costate_step.wgsl`.
 
 use super::{Buffers, each_neuron, flush};
-use crate::layout::StepUniform;
+use crate::layout::{KernelParams, ReplicaParams, StepUniform};
 use crate::network::NOT_OUTPUT;
 
 /// Per neuron of every replica, in place: the scaled costate update
@@ -20,14 +20,31 @@ pub fn costate_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         if i < k.d as usize {
             return [pi, 0.0];
         }
-        let rp = replica[r];
+        let t = (s.row as usize * k.replicas as usize + r) * k.n_out as usize;
         let slot = out_slot[i];
-        let mut err = 0.0f32;
-        if slot != NOT_OUTPUT {
-            let t = (s.row as usize * k.replicas as usize + r) * k.n_out as usize + slot as usize;
-            err = rp.q * masks[t] * (x_in[gid] - targets[t]);
-        }
-        let dp = c[gid] * pi - bi - err;
-        [flush(pi + k.tau * (s.sign_costate * dp - rp.theta * pi)), 0.0]
+        let target = (slot != NOT_OUTPUT).then(|| (targets[t + slot as usize], masks[t + slot as usize]));
+        [costate_update(k, s, replica[r], pi, bi, x_in[gid], c[gid], target), 0.0]
     });
+}
+
+/// A non-input neuron's next costate from its costate, children's messages, state, speed and
+/// (for an output) its target and mask.
+#[expect(clippy::too_many_arguments, reason = "one neuron's values, inlined into the kernel")]
+#[inline]
+pub(crate) fn costate_update(
+    k: &KernelParams,
+    s: &StepUniform,
+    rp: ReplicaParams,
+    pi: f32,
+    bi: f32,
+    xi: f32,
+    ci: f32,
+    target: Option<(f32, f32)>,
+) -> f32 {
+    let mut err = 0.0f32;
+    if let Some((z, mask)) = target {
+        err = rp.q * mask * (xi - z);
+    }
+    let dp = ci * pi - bi - err;
+    flush(pi + k.tau * (s.sign_costate * dp - rp.theta * pi))
 }

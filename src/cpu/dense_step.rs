@@ -46,7 +46,7 @@ pub fn dense_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnifo
 /// 8 for rows of at most 8 columns).
 #[expect(clippy::too_many_arguments, reason = "the row's buffers and scalars, inlined into the pass")]
 #[inline(always)]
-fn row_pass<const LEARN: bool, const L: usize>(
+pub(crate) fn row_pass<const LEARN: bool, const L: usize>(
     w: &mut [f32],
     pw: &mut [f32],
     xj: &[f32],

@@ -10,6 +10,7 @@ mod dense_gather;
 mod dense_reduce;
 mod dense_step;
 mod neuron_step;
+pub mod population;
 mod record_step;
 mod sparse_back;
 mod sparse_gather;
@@ -310,12 +311,15 @@ pub struct CpuExecutor {
     pub step: u64,
     /// Whether the next step must first gather the pre-activations (a new or replaced state).
     pub gather: bool,
+    /// Whether small nets take the fused population path (on by default; off runs them
+    /// kernel by kernel, with the same results).
+    pub fused: bool,
 }
 
 impl CpuExecutor {
     /// An executor over the given buffers, at step `step`.
     pub fn new(buffers: Buffers, step: u64) -> Self {
-        CpuExecutor { buffers, step, gather: true }
+        CpuExecutor { buffers, step, gather: true, fused: true }
     }
 
     /// Runs every step of `block` and returns its trace rows.
@@ -327,6 +331,12 @@ impl CpuExecutor {
         b.masks.clone_from(&block.masks);
         b.trace.clear();
         b.trace.resize(block.records * (k.replicas * k.trace_width) as usize, 0.0);
+        if self.fused && population::fits(b) {
+            population::run_block(b, block, self.step, self.gather);
+            self.step += block.steps.len() as u64;
+            self.gather &= block.steps.is_empty();
+            return std::mem::take(&mut b.trace);
+        }
         let plan = std::mem::take(&mut b.plan);
         // The four dispatch lists (recorded or not, gathering or not), made once per block.
         let lists: [Vec<crate::plan::Dispatch>; 4] = std::array::from_fn(|v| plan.step(&k, v & 1 != 0, v & 2 != 0));

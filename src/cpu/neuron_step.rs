@@ -2,7 +2,7 @@
 
 use super::{Buffers, each_neuron, flush, x_value};
 use crate::activation::activate;
-use crate::layout::StepUniform;
+use crate::layout::{KernelParams, StepUniform};
 
 /// Per neuron of every replica, from the pre-activation `a_i` the synapse pass summed (then
 /// zeroed for the next sum): the Euler state update `x_i <- x_i + tau s c_i (sigma(a_i) - x_i)`
@@ -22,11 +22,15 @@ pub fn neuron_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         if i < k.d as usize {
             return [x_value(k, s.row, inputs, x_in, r, i), 0.0, 0.0, 0.0];
         }
-        let (sig, dsig) = activate(k.activation, ai);
-        let xi = x_in[gid];
-        let ci = c[gid];
-        let pi = p[gid];
-        let dx = ci * (sig - xi);
-        [flush(xi + k.tau * (s.sign_state * dx)), ci * dsig * pi, pi * dx, 0.0]
+        let (x1, e, h) = neuron_update(k, s, ai, x_in[gid], c[gid], p[gid]);
+        [x1, e, h, 0.0]
     });
+}
+
+/// A non-input neuron's `(x_next, e_hat, h)` from its pre-activation, state, speed and costate.
+#[inline]
+pub(crate) fn neuron_update(k: &KernelParams, s: &StepUniform, ai: f32, xi: f32, ci: f32, pi: f32) -> (f32, f32, f32) {
+    let (sig, dsig) = activate(k.activation, ai);
+    let dx = ci * (sig - xi);
+    (flush(xi + k.tau * (s.sign_state * dx)), ci * dsig * pi, pi * dx)
 }

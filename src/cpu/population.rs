@@ -1,0 +1,507 @@
+//! The fused CPU path for small networks: each replica runs every step of a block in one
+//! loop, its whole state in the cache, instead of one pass over all replicas per kernel;
+//! replicas go in groups of [`LANES`], laid out structure-of-arrays (a value of the eight
+//! replicas side by side) so that the loops over a group's replicas vectorise.
+//!
+//! It applies when the network is one dense block of at most `CHUNK_ROWS` rows and `WG`
+//! columns with at most `WG` neurons (the paper's 5-neuron net and its replicas). Each step
+//! is the dispatch list of [`crate::plan`] (`dense_gather` on the first step after a state is
+//! set, `neuron_step`, `record_step`, `dense_step`, `dense_reduce`, `costate_step`) computed
+//! with the kernels' own arithmetic in the same order for every replica, so its results are
+//! bit-identical to the kernel-by-kernel path (tested). There is no WGSL twin yet: on the GPU
+//! these nets run kernel by kernel.
+
+#![expect(clippy::needless_range_loop, reason = "the lanes of a group are indexed like the kernels' lanes")]
+
+use rayon::prelude::*;
+
+use super::costate_step::costate_update;
+use super::dense_step::row_pass;
+use super::neuron_step::neuron_update;
+use super::record_step::record_replica;
+use super::{Buffers, PARALLEL_FROM, flush, lane_sum};
+use crate::block::Block;
+use crate::layout::{BlockUniform, CHUNK_ROWS, KernelParams, NO_RECORD, ReplicaParams, TRACE_FIXED, WORKGROUP_SIZE};
+use crate::network::NOT_OUTPUT;
+
+const WG: usize = WORKGROUP_SIZE as usize;
+
+/// Replicas per structure-of-arrays group.
+pub const LANES: usize = 8;
+
+/// One value of each replica of a group.
+type V = [f32; LANES];
+
+/// Whether the network of `b` takes the fused path.
+pub(crate) fn fits(b: &Buffers) -> bool {
+    let p = &b.plan;
+    !p.sparse
+        && p.blocks.len() == 1
+        && p.blocks[0].rows <= CHUNK_ROWS
+        && p.blocks[0].cols <= WORKGROUP_SIZE
+        && b.params.n <= WORKGROUP_SIZE
+}
+
+/// The slices of up to [`LANES`] consecutive replicas, from replica `r0`.
+struct Group<'a> {
+    r0: usize,
+    count: usize,
+    x: [&'a mut [f32]; 2],
+    p: &'a mut [f32],
+    w: &'a mut [f32],
+    pw: &'a mut [f32],
+    a: &'a mut [f32],
+    e_hat: &'a mut [f32],
+    h: &'a mut [f32],
+    b: &'a mut [f32],
+    part: &'a mut [f32],
+    c: &'a [f32],
+    /// The group's trace rows, `[record_row][replica of the group][width]`.
+    trace: Vec<f32>,
+}
+
+/// What every group reads: sizes, the block, the streams.
+struct Shared<'a> {
+    k: KernelParams,
+    blk: BlockUniform,
+    block: &'a Block,
+    first: u64,
+    gather: bool,
+    inputs: &'a [f32],
+    targets: &'a [f32],
+    masks: &'a [f32],
+    outputs: &'a [u32],
+    slots: &'a [u32],
+    replica: &'a [ReplicaParams],
+}
+
+impl Shared<'_> {
+    fn input(&self, row: u32, r: usize, j: usize) -> f32 {
+        let k = &self.k;
+        self.inputs[(row as usize * k.replicas as usize + r) * k.d as usize + j]
+    }
+
+    /// Index of replica `r`'s first target at stream row `row`.
+    fn target_at(&self, row: u32, r: usize) -> usize {
+        (row as usize * self.k.replicas as usize + r) * self.k.n_out as usize
+    }
+}
+
+/// Runs every step of `block` from step `first` (`gather`: the first step gathers the
+/// pre-activations) and writes the trace rows into `b.trace`.
+pub(crate) fn run_block(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
+    let k = b.params;
+    let (n, ne, width, reps) = (k.n as usize, k.n_edges as usize, k.trace_width as usize, k.replicas as usize);
+    let blk = b.plan.blocks[0];
+    let Buffers {
+        x,
+        p,
+        w,
+        pw,
+        a,
+        e_hat,
+        h,
+        b: back,
+        part,
+        c,
+        inputs,
+        targets,
+        masks,
+        outputs,
+        replica,
+        out_slot,
+        trace,
+        ..
+    } = b;
+    let sh = Shared { k, blk, block, first, gather, inputs, targets, masks, outputs, slots: out_slot, replica };
+    let [x0, x1] = x;
+    let gn = LANES * n;
+    let ge = (LANES * ne).max(1);
+    let gc = (LANES * blk.cols as usize).max(1);
+    let mut groups: Vec<Group<'_>> = Vec::with_capacity(reps.div_ceil(LANES));
+    let iter = x0
+        .chunks_mut(gn)
+        .zip(x1.chunks_mut(gn))
+        .zip(p.chunks_mut(gn))
+        .zip(a.chunks_mut(gn))
+        .zip(e_hat.chunks_mut(gn))
+        .zip(h.chunks_mut(gn))
+        .zip(back.chunks_mut(gn))
+        .zip(c.chunks(gn));
+    let (mut ws, mut pws, mut parts) = (w.chunks_mut(ge), pw.chunks_mut(ge), part.chunks_mut(gc));
+    for (g, (((((((x0, x1), p), a), e_hat), h), b), c)) in iter.enumerate() {
+        let count = x0.len() / n;
+        groups.push(Group {
+            r0: g * LANES,
+            count,
+            x: [x0, x1],
+            p,
+            w: ws.next().unwrap_or_default(),
+            pw: pws.next().unwrap_or_default(),
+            a,
+            e_hat,
+            h,
+            b,
+            part: parts.next().unwrap_or_default(),
+            c,
+            trace: vec![0.0; block.records * count * width],
+        });
+    }
+    let run = |g: &mut Group<'_>| {
+        if g.count == LANES {
+            run_lanes(&sh, g);
+        } else {
+            for m in 0..g.count {
+                run_one(&sh, g, m);
+            }
+        }
+    };
+    if reps * ne * block.steps.len() < PARALLEL_FROM || groups.len() == 1 {
+        groups.iter_mut().for_each(run);
+    } else {
+        // About four tasks per thread: a group is too small to be a task alone.
+        let per_task = groups.len().div_ceil(4 * rayon::current_num_threads());
+        groups.par_iter_mut().with_min_len(per_task.max(1)).for_each(run);
+    }
+    for g in &groups {
+        for (row, chunk) in g.trace.chunks_exact((g.count * width).max(1)).enumerate() {
+            let at = (row * reps + g.r0) * width;
+            trace[at..at + chunk.len()].copy_from_slice(chunk);
+        }
+    }
+}
+
+/// Replica `m` of group `g`, alone (groups of fewer than [`LANES`] replicas).
+fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
+    let (k, blk) = (&sh.k, &sh.blk);
+    let (n, ne, d, n_out, width) =
+        (k.n as usize, k.n_edges as usize, k.d as usize, k.n_out as usize, k.trace_width as usize);
+    let (cols, rows, row0, col0, lanes) =
+        (blk.cols as usize, blk.rows as usize, blk.row0 as usize, blk.col0 as usize, blk.lanes as usize);
+    let r = g.r0 + m;
+    let rp = sh.replica[r];
+    let [xa, xb] = &mut g.x;
+    let (xa, xb) = (&mut xa[m * n..(m + 1) * n], &mut xb[m * n..(m + 1) * n]);
+    let (p, a, e_hat, h, b) = (
+        &mut g.p[m * n..(m + 1) * n],
+        &mut g.a[m * n..(m + 1) * n],
+        &mut g.e_hat[m * n..(m + 1) * n],
+        &mut g.h[m * n..(m + 1) * n],
+        &mut g.b[m * n..(m + 1) * n],
+    );
+    let (w, pw) = (&mut g.w[m * ne..(m + 1) * ne], &mut g.pw[m * ne..(m + 1) * ne]);
+    let part = &mut g.part[m * cols..(m + 1) * cols];
+    let c = &g.c[m * n..(m + 1) * n];
+    let (mut xs, mut xn) = ([0.0f32; WG], [0.0f32; WG]);
+    for (step, s) in sh.block.steps.iter().enumerate() {
+        let src = ((sh.first + step as u64) % 2) as usize;
+        let (x_in, x_out) = if src == 0 { (&mut *xa, &mut *xb) } else { (&mut *xb, &mut *xa) };
+        let value = |row: u32, x: &[f32], j: usize| if j < d { sh.input(row, r, j) } else { x[j] };
+        if sh.gather && step == 0 {
+            // dense_gather
+            a.fill(0.0);
+            for ii in 0..rows {
+                let mut acc = [0.0f32; WG];
+                for j in 0..cols {
+                    acc[j] += w[ii * cols + j] * value(s.row, x_in, col0 + j);
+                }
+                a[row0 + ii] += lane_sum(acc, lanes);
+            }
+        }
+        // neuron_step
+        for i in 0..n {
+            let ai = a[i];
+            a[i] = 0.0;
+            (x_out[i], e_hat[i], h[i]) =
+                if i < d { (sh.input(s.row, r, i), 0.0, 0.0) } else { neuron_update(k, s, ai, x_in[i], c[i], p[i]) };
+        }
+        // record_step
+        if s.record_row != NO_RECORD {
+            let t = sh.target_at(s.row, r);
+            let at = (s.record_row as usize * g.count + m) * width;
+            record_replica(
+                rp,
+                sh.outputs,
+                h,
+                x_in,
+                w,
+                pw,
+                &sh.targets[t..t + n_out],
+                &sh.masks[t..t + n_out],
+                &mut g.trace[at..at + width],
+            );
+        }
+        // dense_step
+        for j in 0..cols {
+            xs[j] = value(s.row, x_in, col0 + j);
+            xn[j] = value(s.row + 1, x_out, col0 + j);
+        }
+        part.fill(0.0);
+        for ii in 0..rows {
+            let ei = e_hat[row0 + ii];
+            let (w, pw) = (&mut w[ii * cols..(ii + 1) * cols], &mut pw[ii * cols..(ii + 1) * cols]);
+            let (xj, xv) = (&xs[..cols], &xn[..cols]);
+            let sum = match (k.learning != 0, cols <= 8) {
+                (true, true) => lane_sum(row_pass::<true, 8>(w, pw, xj, xv, part, ei, k.tau, s, rp), lanes),
+                (false, true) => lane_sum(row_pass::<false, 8>(w, pw, xj, xv, part, ei, k.tau, s, rp), lanes),
+                (true, false) => lane_sum(row_pass::<true, WG>(w, pw, xj, xv, part, ei, k.tau, s, rp), lanes),
+                (false, false) => lane_sum(row_pass::<false, WG>(w, pw, xj, xv, part, ei, k.tau, s, rp), lanes),
+            };
+            a[row0 + ii] += sum;
+        }
+        // dense_reduce (one chunk)
+        for j in 0..cols {
+            b[col0 + j] += 0.0 + part[j];
+        }
+        // costate_step
+        for i in 0..n {
+            let bi = b[i];
+            b[i] = 0.0;
+            if i >= d {
+                let t = sh.target_at(s.row, r);
+                let slot = sh.slots[i];
+                let target = (slot != NOT_OUTPUT).then(|| (sh.targets[t + slot as usize], sh.masks[t + slot as usize]));
+                p[i] = costate_update(k, s, rp, p[i], bi, x_in[i], c[i], target);
+            }
+        }
+    }
+}
+
+/// The tree over the first `lanes` entries of `acc`, for every replica of a group
+/// ([`super::lane_sum`] lane by lane).
+#[inline]
+fn lane_sum_v(acc: &mut [V], lanes: usize) -> V {
+    let mut stride = lanes / 2;
+    while stride > 0 {
+        for l in 0..stride {
+            for g in 0..LANES {
+                acc[l][g] += acc[l + stride][g];
+            }
+        }
+        stride /= 2;
+    }
+    acc[0]
+}
+
+/// The per-replica constants of the synapse update.
+struct Coef<'a> {
+    tau: f32,
+    ss: f32,
+    sc: f32,
+    r_w: &'a V,
+    r: &'a V,
+    theta: &'a V,
+}
+
+/// One synapse of every replica of a group: `row_pass`'s arithmetic, lane by lane, on
+/// separate arrays so that the loops vectorise.
+#[expect(clippy::too_many_arguments, reason = "one synapse's values across a group, inlined")]
+#[inline(always)]
+fn synapse_lanes(
+    learning: bool,
+    w: &mut V,
+    pw: &mut V,
+    part: &mut V,
+    acc: &mut V,
+    ei: &V,
+    xj: &V,
+    xn: &V,
+    k: &Coef<'_>,
+) {
+    let (w0, pw0) = (*w, *pw);
+    for m in 0..LANES {
+        part[m] += w0[m] * ei[m];
+    }
+    let mut w1 = w0;
+    if learning {
+        let mut pw1 = pw0;
+        for m in 0..LANES {
+            let dpw = -ei[m] * xj[m] - k.r_w[m] * w0[m];
+            let dw = -pw0[m] / k.r[m];
+            w1[m] = flush(w0[m] + k.tau * (k.ss * dw));
+            pw1[m] = flush(pw0[m] + k.tau * (k.sc * dpw - k.theta[m] * pw0[m]));
+        }
+        (*w, *pw) = (w1, pw1);
+    }
+    for m in 0..LANES {
+        acc[m] += w1[m] * xn[m];
+    }
+}
+
+/// A full group of [`LANES`] replicas, structure-of-arrays: the arithmetic of [`run_one`]
+/// for each replica, with the loops over the replicas innermost.
+fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
+    let (k, blk) = (&sh.k, &sh.blk);
+    let (n, ne, d, n_out, width) =
+        (k.n as usize, k.n_edges as usize, k.d as usize, k.n_out as usize, k.trace_width as usize);
+    let (cols, rows, row0, col0, lanes) =
+        (blk.cols as usize, blk.rows as usize, blk.row0 as usize, blk.col0 as usize, blk.lanes as usize);
+    let r0 = g.r0;
+    // Gather the group's state into structure-of-arrays form.
+    let soa = |v: &[f32], len: usize| -> Vec<V> { (0..len).map(|i| std::array::from_fn(|m| v[m * len + i])).collect() };
+    let mut xv = [soa(g.x[0], n), soa(g.x[1], n)];
+    let (mut p, mut a, mut e_hat, mut h, mut b) = (soa(g.p, n), soa(g.a, n), soa(g.e_hat, n), soa(g.h, n), soa(g.b, n));
+    let (mut w, mut pw, mut part, c) = (soa(g.w, ne), soa(g.pw, ne), soa(g.part, cols), soa(g.c, n));
+    let rp: [ReplicaParams; LANES] = std::array::from_fn(|m| sh.replica[r0 + m]);
+    let (q, r, r_w, theta): (V, V, V, V) = (
+        std::array::from_fn(|m| rp[m].q),
+        std::array::from_fn(|m| rp[m].r),
+        std::array::from_fn(|m| rp[m].r_w),
+        std::array::from_fn(|m| rp[m].theta),
+    );
+    let tau = k.tau;
+    let (mut xs, mut xn) = (vec![[0.0f32; LANES]; cols], vec![[0.0f32; LANES]; cols]);
+    let mut acc = vec![[0.0f32; LANES]; WG];
+    // record_step's lanes: those past `used` hold +0 and leave the tree unchanged.
+    let used = n.max(ne).max(n_out).clamp(1, WG).next_power_of_two();
+    let mut sums = vec![[[0.0f32; LANES]; 4]; used];
+    for (step, s) in sh.block.steps.iter().enumerate() {
+        let src = ((sh.first + step as u64) % 2) as usize;
+        let [x0, x1] = &mut xv;
+        let (x_in, x_out) = if src == 0 { (&mut *x0, &mut *x1) } else { (&mut *x1, &mut *x0) };
+        let value = |row: u32, x: &[V], j: usize| -> V {
+            if j < d { std::array::from_fn(|m| sh.input(row, r0 + m, j)) } else { x[j] }
+        };
+        if sh.gather && step == 0 {
+            // dense_gather
+            a.iter_mut().for_each(|v| *v = [0.0; LANES]);
+            for ii in 0..rows {
+                acc[..lanes].iter_mut().for_each(|v| *v = [0.0; LANES]);
+                for j in 0..cols {
+                    let xj = value(s.row, x_in, col0 + j);
+                    for m in 0..LANES {
+                        acc[j][m] += w[ii * cols + j][m] * xj[m];
+                    }
+                }
+                let sum = lane_sum_v(&mut acc, lanes);
+                for m in 0..LANES {
+                    a[row0 + ii][m] += sum[m];
+                }
+            }
+        }
+        // neuron_step
+        for i in 0..n {
+            let ai = a[i];
+            a[i] = [0.0; LANES];
+            for m in 0..LANES {
+                (x_out[i][m], e_hat[i][m], h[i][m]) = if i < d {
+                    (sh.input(s.row, r0 + m, i), 0.0, 0.0)
+                } else {
+                    neuron_update(k, s, ai[m], x_in[i][m], c[i][m], p[i][m])
+                };
+            }
+        }
+        // record_step (record_replica, lane by lane)
+        if s.record_row != NO_RECORD {
+            sums[..used].iter_mut().for_each(|v| *v = [[0.0; LANES]; 4]);
+            for (l, sum) in sums.iter_mut().enumerate().take(n.max(ne).max(n_out)) {
+                let mut i = l;
+                while i < n {
+                    for m in 0..LANES {
+                        sum[0][m] += h[i][m];
+                    }
+                    i += WG;
+                }
+                let mut o = l;
+                while o < n_out {
+                    let xo = x_in[sh.outputs[o] as usize];
+                    for m in 0..LANES {
+                        let t = sh.target_at(s.row, r0 + m) + o;
+                        let dv = xo[m] - sh.targets[t];
+                        sum[1][m] += sh.masks[t] * dv * dv;
+                        g.trace[(s.record_row as usize * LANES + m) * width + TRACE_FIXED + o] = xo[m];
+                    }
+                    o += WG;
+                }
+                let mut e = l;
+                while e < ne {
+                    for m in 0..LANES {
+                        sum[2][m] += pw[e][m] * pw[e][m];
+                        sum[3][m] += w[e][m] * w[e][m];
+                    }
+                    e += WG;
+                }
+            }
+            let mut stride = used / 2;
+            while stride > 0 {
+                for l in 0..stride {
+                    for qn in 0..4 {
+                        for m in 0..LANES {
+                            sums[l][qn][m] += sums[l + stride][qn][m];
+                        }
+                    }
+                }
+                stride /= 2;
+            }
+            for m in 0..LANES {
+                let loss = 0.5 * q[m] * sums[0][1][m];
+                let kinetic = 0.5 * sums[0][2][m] / r[m];
+                let potential = 0.5 * r_w[m] * sums[0][3][m];
+                let at = (s.record_row as usize * LANES + m) * width;
+                g.trace[at] = loss;
+                g.trace[at + 1] = kinetic + potential + loss;
+                g.trace[at + 2] = sums[0][0][m] - kinetic + potential + loss;
+            }
+        }
+        // dense_step (row_pass, lane by lane)
+        for j in 0..cols {
+            xs[j] = value(s.row, x_in, col0 + j);
+            xn[j] = value(s.row + 1, x_out, col0 + j);
+        }
+        part.iter_mut().for_each(|v| *v = [0.0; LANES]);
+        let learning = k.learning != 0;
+        for ii in 0..rows {
+            let ei = e_hat[row0 + ii];
+            acc[..lanes].iter_mut().for_each(|v| *v = [0.0; LANES]);
+            for j in 0..cols {
+                let at = ii * cols + j;
+                let coef = Coef { tau, ss: s.sign_state, sc: s.sign_costate, r_w: &r_w, r: &r, theta: &theta };
+                synapse_lanes(learning, &mut w[at], &mut pw[at], &mut part[j], &mut acc[j], &ei, &xs[j], &xn[j], &coef);
+            }
+            let sum = lane_sum_v(&mut acc, lanes);
+            for m in 0..LANES {
+                a[row0 + ii][m] += sum[m];
+            }
+        }
+        // dense_reduce (one chunk)
+        for j in 0..cols {
+            for m in 0..LANES {
+                b[col0 + j][m] += 0.0 + part[j][m];
+            }
+        }
+        // costate_step
+        for i in 0..n {
+            let bi = b[i];
+            b[i] = [0.0; LANES];
+            if i >= d {
+                let slot = sh.slots[i];
+                for m in 0..LANES {
+                    let t = sh.target_at(s.row, r0 + m);
+                    let target =
+                        (slot != NOT_OUTPUT).then(|| (sh.targets[t + slot as usize], sh.masks[t + slot as usize]));
+                    p[i][m] = costate_update(k, s, rp[m], p[i][m], bi[m], x_in[i][m], c[i][m], target);
+                }
+            }
+        }
+    }
+    // Scatter back into the engine's replica-major buffers.
+    let aos = |v: &[V], out: &mut [f32]| {
+        let len = v.len();
+        for (i, vals) in v.iter().enumerate() {
+            for m in 0..LANES {
+                out[m * len + i] = vals[m];
+            }
+        }
+    };
+    let [x0, x1] = &xv;
+    aos(x0, g.x[0]);
+    aos(x1, g.x[1]);
+    aos(&p, g.p);
+    aos(&a, g.a);
+    aos(&e_hat, g.e_hat);
+    aos(&h, g.h);
+    aos(&b, g.b);
+    aos(&w, g.w);
+    aos(&pw, g.pw);
+    aos(&part, g.part);
+}
