@@ -101,9 +101,9 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let mut engine = Engine::with_backend(net.clone(), params.clone(), backend)?;
     engine.set_block_steps(exp.run.block_steps)?;
     engine.set_record_every(exp.run.record_every)?;
-    if let Some(ckpt) = &from {
-        ckpt.check_network(&net)?;
-        engine.set_state(&ckpt.state)?;
+    if let Some(ckpt) = from {
+        // The checkpoint's weights in this network's order (a version-1 file's are permuted).
+        engine.set_state(&ckpt.into_state_for(&net)?)?;
     }
     let mut streams = exp.streams(params.len(), data.as_ref())?;
     std::fs::create_dir_all(&opts.out).map_err(|source| Error::Io { path: opts.out.display().to_string(), source })?;
@@ -155,8 +155,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let ckpt = Checkpoint {
         t: engine.time(),
         n: net.n(),
-        edge_src: net.edges().map(|(j, _)| j as u32).collect(),
-        edge_dst: net.edges().map(|(_, i)| i as u32).collect(),
+        blocks: Checkpoint::blocks_of(&net),
         config_json: exp.to_json(),
         metadata: Default::default(),
         state,

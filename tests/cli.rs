@@ -1,6 +1,7 @@
 //! The `localprop` command line end to end: every shipped experiment checks and runs (small
 //! versions) and writes every documented output; the trace, summary and checkpoint agree;
-//! `resume` continues bit for bit; bad files fail with a named problem and write nothing.
+//! `resume` continues bit for bit (from version-1 checkpoints too); bad files fail with a
+//! named problem and write nothing.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -9,6 +10,8 @@ use localprop::io::checkpoint;
 use localprop::io::config::Experiment;
 use localprop::io::output::Summary;
 use localprop::{Backend, Engine};
+use safetensors::Dtype;
+use safetensors::tensor::TensorView;
 
 const BIN: &str = env!("CARGO_BIN_EXE_localprop");
 
@@ -197,6 +200,73 @@ fn resume_continues_bit_for_bit() {
     }
 }
 
+#[test]
+fn resume_reads_a_version_1_checkpoint() {
+    // A layered net with a bias, whose version-1 checkpoints listed the synapses by target
+    // (CSR order), not in today's weight-vector order: resuming from the old file must give
+    // what resuming from the new one gives, bit for bit.
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/digits-online.toml");
+    let (a, old, new) = (scratch("v1-a"), scratch("v1-old"), scratch("v1-new"));
+    let cli = |args: &[&str]| ok(&localprop(&[args, &["--backend", "cpu", "--quiet"]].concat()));
+    cli(&["run", cfg.to_str().unwrap(), "--steps", "40", "--out", a.to_str().unwrap()]);
+    let ck = a.join("checkpoint.safetensors");
+    let ckpt = checkpoint::load(&ck).unwrap();
+    let net = Experiment::from_json(&ckpt.config_json, "ckpt").unwrap().network().unwrap();
+    let (r, n, e) = (ckpt.state.replicas, ckpt.n, net.n_edges());
+    let mut csr: Vec<(usize, usize)> = net.edges().collect();
+    csr.sort_by_key(|&(j, i)| (i, j));
+    assert_ne!(csr, net.edges().collect::<Vec<_>>());
+    let le_f32 = |v: &[f32]| v.iter().flat_map(|a| a.to_le_bytes()).collect::<Vec<u8>>();
+    let in_csr = |v: &[f32]| {
+        let mut out = Vec::with_capacity(v.len());
+        for row in v.chunks_exact(e) {
+            out.extend(csr.iter().map(|&(j, i)| row[net.edge_index(j, i).unwrap()]));
+        }
+        le_f32(&out)
+    };
+    let index = |pick: fn(&(usize, usize)) -> usize| {
+        csr.iter().flat_map(|edge| (pick(edge) as u32).to_le_bytes()).collect::<Vec<u8>>()
+    };
+    let bytes = [
+        ("x", Dtype::F32, vec![r, n], le_f32(&ckpt.state.x)),
+        ("p", Dtype::F32, vec![r, n], le_f32(&ckpt.state.p)),
+        ("w", Dtype::F32, vec![r, e], in_csr(&ckpt.state.w)),
+        ("pw", Dtype::F32, vec![r, e], in_csr(&ckpt.state.pw)),
+        ("edge_src", Dtype::U32, vec![e], index(|&(j, _)| j)),
+        ("edge_dst", Dtype::U32, vec![e], index(|&(_, i)| i)),
+    ];
+    let views: Vec<(&str, TensorView)> = bytes
+        .iter()
+        .map(|(name, dtype, shape, data)| (*name, TensorView::new(*dtype, shape.clone(), data).unwrap()))
+        .collect();
+    let meta: std::collections::HashMap<String, String> = [
+        ("format", "localprop-checkpoint".to_string()),
+        ("version", "1".into()),
+        ("config", ckpt.config_json.clone()),
+        ("step", ckpt.state.step.to_string()),
+        ("t", format!("{:?}", ckpt.t)),
+        ("replicas", r.to_string()),
+        ("n", n.to_string()),
+        ("n_edges", e.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let v1 = a.join("v1.safetensors");
+    std::fs::write(&v1, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+
+    cli(&["resume", v1.to_str().unwrap(), "--steps", "25", "--out", old.to_str().unwrap()]);
+    cli(&["resume", ck.to_str().unwrap(), "--steps", "25", "--out", new.to_str().unwrap()]);
+    let from_old = checkpoint::load(&old.join("checkpoint.safetensors")).unwrap();
+    let from_new = checkpoint::load(&new.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(from_old.state, from_new.state, "resumed from version 1 and from version 2");
+    assert_eq!(from_old.blocks, checkpoint::Checkpoint::blocks_of(&net), "written back as version 2");
+    assert_eq!(from_old.state.step, 65);
+    for d in [a, old, new] {
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}
+
 /// Writes `text` as an experiment file in `dir` and runs it into `dir/out`.
 fn run_bad(dir: &Path, text: &str) -> (Output, PathBuf) {
     let file = dir.join("bad.toml");
@@ -295,40 +365,89 @@ fn python_reads_the_checkpoint_with_the_safetensors_package() {
         eprintln!("SKIPPED: python3 with safetensors and numpy not found");
         return;
     }
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/sweep-q-r.toml");
+    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs");
     let dir = scratch("python");
-    let args = ["run", cfg.to_str().unwrap(), "--backend", "cpu", "--steps", "77", "--out", dir.to_str().unwrap()];
-    ok(&localprop(&[&args[..], &["--quiet"]].concat()));
+    // The sweep's net is the Fig. 1 net (5 neurons, self-loops, a bias): one dense block.
+    // Without self-loops it is one sparse block.
+    let sparse_cfg = dir.join("sparse.toml");
+    let fig1 = std::fs::read_to_string(configs.join("fig1-sinusoid-q10.toml")).unwrap();
+    std::fs::write(&sparse_cfg, fig1.replace("self_loops = true", "self_loops = false")).unwrap();
+    // The documented way to read a checkpoint (src/io/checkpoint.rs), ending in the weight
+    // matrix of the last replica, W[i, j] = weight of j -> i.
     let script = r#"
 import json, sys
+import numpy as np
 from safetensors.numpy import load_file
 from safetensors import safe_open
 path = sys.argv[1]
 t = load_file(path)
-meta = safe_open(path, "np").metadata()
+with safe_open(path, "np") as f:
+    meta = f.metadata()
 print(json.dumps({k: [str(v.dtype), list(v.shape), float(v.astype("float64").sum())] for k, v in t.items()}))
-print(json.dumps({k: meta[k] for k in ["format", "step", "t", "replicas", "n", "n_edges"]}))
+print(json.dumps({k: meta[k] for k in ["format", "version", "step", "t", "replicas", "n", "n_edges", "blocks"]}))
 print(json.loads(meta["config"])["name"])
+replicas, n = t["x"].shape
+W = np.zeros((replicas, n, n), np.float32)
+for k, b in enumerate(json.loads(meta["blocks"])):
+    w = t[f"blocks.{k}.w"]
+    if b["kind"] == "dense":
+        (r0, r1), (c0, c1) = b["rows"], b["cols"]
+        W[:, r0:r1, c0:c1] = w
+    else:
+        W[:, t[f"blocks.{k}.dst"], t[f"blocks.{k}.src"]] = w
+print(json.dumps(W[-1].tolist()))
 "#;
-    let out = Command::new("python3")
-        .args(["-c", script, dir.join("checkpoint.safetensors").to_str().unwrap()])
-        .output()
-        .unwrap();
-    let text = ok(&out);
-    let lines: Vec<&str> = text.lines().collect();
-    let tensors: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
-    let meta: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
-    let ckpt = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
-    let (r, n, e) = (ckpt.state.replicas, ckpt.n, ckpt.edge_src.len());
-    assert_eq!(tensors["x"][0], "float32");
-    assert_eq!(tensors["x"][1], serde_json::json!([r, n]));
-    let sum: f64 = ckpt.state.x.iter().map(|&v| v as f64).sum();
-    let py = tensors["x"][2].as_f64().unwrap();
-    assert!((py - sum).abs() <= 1e-9 * sum.abs().max(1.0), "python sums x to {py}, rust to {sum}");
-    assert_eq!(tensors["w"][1], serde_json::json!([r, e]));
-    assert_eq!(tensors["edge_src"][0], "uint32");
-    assert_eq!(meta["format"], "localprop-checkpoint");
-    assert_eq!((meta["step"].as_str(), meta["replicas"].as_str()), (Some("77"), Some("20")));
-    assert_eq!(lines[2], "sweep-q-r");
+    for (cfg, dense) in [(configs.join("sweep-q-r.toml"), true), (sparse_cfg, false)] {
+        let out_dir = dir.join(if dense { "dense" } else { "sparse" });
+        let args =
+            ["run", cfg.to_str().unwrap(), "--backend", "cpu", "--steps", "77", "--out", out_dir.to_str().unwrap()];
+        ok(&localprop(&[&args[..], &["--quiet"]].concat()));
+        let path = out_dir.join("checkpoint.safetensors");
+        let out = Command::new("python3").args(["-c", script, path.to_str().unwrap()]).output().unwrap();
+        let text = ok(&out);
+        let lines: Vec<&str> = text.lines().collect();
+        let tensors: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        let meta: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        let ckpt = checkpoint::load(&path).unwrap();
+        let (r, n, e) = (ckpt.state.replicas, ckpt.n, ckpt.n_edges());
+        assert_eq!(tensors["x"][0], "float32");
+        assert_eq!(tensors["x"][1], serde_json::json!([r, n]));
+        let sum: f64 = ckpt.state.x.iter().map(|&v| v as f64).sum();
+        let py = tensors["x"][2].as_f64().unwrap();
+        assert!((py - sum).abs() <= 1e-9 * sum.abs().max(1.0), "python sums x to {py}, rust to {sum}");
+        assert_eq!(meta["format"], "localprop-checkpoint");
+        assert_eq!(meta["version"], "2");
+        assert_eq!(meta["step"], "77");
+        let blocks: serde_json::Value = serde_json::from_str(meta["blocks"].as_str().unwrap()).unwrap();
+        let mut names: Vec<&str> = tensors.as_object().unwrap().keys().map(String::as_str).collect();
+        names.sort();
+        for old in ["w", "pw", "edge_src", "edge_dst"] {
+            assert!(tensors.get(old).is_none(), "version-1 tensor `{old}` in {names:?}");
+        }
+        if dense {
+            assert_eq!((meta["replicas"].as_str(), r), (Some("20"), 20));
+            assert_eq!(lines[2], "sweep-q-r");
+            assert_eq!(blocks, serde_json::json!([{"kind": "dense", "rows": [1, 6], "cols": [0, 6]}]));
+            assert_eq!(names, ["blocks.0.pw", "blocks.0.w", "p", "x"], "a dense net has no index tensors");
+            assert_eq!(tensors["blocks.0.w"][0], "float32");
+            assert_eq!(tensors["blocks.0.w"][1], serde_json::json!([20, 5, 6]));
+        } else {
+            assert_eq!((meta["replicas"].as_str(), r, e), (Some("1"), 1, 25));
+            assert_eq!(blocks, serde_json::json!([{"kind": "sparse", "edges": 25}]));
+            assert_eq!(names, ["blocks.0.dst", "blocks.0.pw", "blocks.0.src", "blocks.0.w", "p", "x"]);
+            assert_eq!(tensors["blocks.0.w"][1], serde_json::json!([1, 25]));
+            assert_eq!(tensors["blocks.0.src"][0], "uint32");
+            assert_eq!(tensors["blocks.0.dst"][1], serde_json::json!([25]));
+        }
+        // Python's weight matrix holds every weight of the last replica where it belongs.
+        let matrix: Vec<Vec<f64>> = serde_json::from_str(lines[3]).unwrap();
+        let net = Experiment::from_json(&ckpt.config_json, "ckpt").unwrap().network().unwrap();
+        let w = &ckpt.state.w[(r - 1) * e..r * e];
+        for (k, (j, i)) in net.edges().enumerate() {
+            assert_eq!(matrix[i][j] as f32, w[k], "{cfg:?}: weight of {j} -> {i}");
+        }
+        let nonzero = matrix.iter().flatten().filter(|&&v| v != 0.0).count();
+        assert!(nonzero <= e, "{cfg:?}: {nonzero} weights in a net of {e} synapses");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }
