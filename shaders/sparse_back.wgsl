@@ -1,6 +1,9 @@
-// Per neuron j of every replica: b_j += sum_k w_kj e_hat_k over its outgoing edges in the
+// Per neuron j of every replica: the children's messages over its outgoing edges in the
 // sparse block (by ascending target), from the step-n weights, before sparse_step updates
-// them. Input neurons are skipped. CPU twin: src/cpu/sparse_back.rs.
+// them, summed per chunk of SPARSE_CHUNK_ROWS targets into the block's partial column sums
+// part[chunk][j] (every chunk written, 0 where j has no child); dense_reduce adds them into
+// b_j in chunk order. The CPU's sparse_step computes the same partials in its own pass
+// (src/cpu/sparse_step.rs).
 
 @compute @workgroup_size(WG)
 fn sparse_back(
@@ -14,13 +17,21 @@ fn sparse_back(
     }
     let r = gid / k.n;
     let j = gid % k.n;
-    if j < k.d {
-        return;
-    }
+    let base = blk.part_off + r * blk.chunks * k.n + j;
+    var chunk = 0u;
     var sum = 0.0;
     for (var m = graph[k.out_ptr_off + j]; m < graph[k.out_ptr_off + j + 1u]; m++) {
         let e = graph[k.out_edge_off + m];
-        sum += w[r * k.n_edges + blk.w_off + e] * aux[k.e_hat_off + r * k.n + graph[k.edge_dst_off + e]];
+        let i = graph[k.edge_dst_off + e];
+        let c = (i - blk.row0) / SPARSE_CHUNK_ROWS;
+        for (; chunk < c; chunk++) {
+            aux[base + chunk * k.n] = sum;
+            sum = 0.0;
+        }
+        sum += w[r * k.n_edges + blk.w_off + e] * aux[k.e_hat_off + r * k.n + i];
     }
-    aux[k.b_off + gid] += sum;
+    for (; chunk < blk.chunks; chunk++) {
+        aux[base + chunk * k.n] = sum;
+        sum = 0.0;
+    }
 }

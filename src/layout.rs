@@ -29,6 +29,12 @@ pub const TRACE_FIXED: usize = 3;
 /// summed in the same order whatever the thread count.
 pub const CHUNK_ROWS: u32 = 16;
 
+/// Rows of the sparse block that one work item updates on the CPU; each chunk's children's
+/// messages are summed into its own partial column sums, added in chunk order by
+/// `dense_reduce`. Injected into the WGSL as `const SPARSE_CHUNK_ROWS` (the GPU's
+/// `sparse_back` folds its sums at the same boundaries).
+pub const SPARSE_CHUNK_ROWS: u32 = 16384;
+
 /// Sizes, settings and buffer offsets shared by every kernel and every step (a uniform).
 ///
 /// The GPU packs its arrays into eight storage buffers so that the engine fits a device
@@ -109,9 +115,10 @@ pub struct BlockUniform {
     pub cols: u32,
     /// Position of the block's first synapse in a replica's weight vector.
     pub w_off: u32,
-    /// `aux`: the block's partial column sums, `[replica][chunk][cols]` (dense blocks).
+    /// `aux`: the block's partial column sums, `[replica][chunk][cols]`.
     pub part_off: u32,
-    /// Row chunks, `ceil(rows / CHUNK_ROWS)` (dense blocks).
+    /// Row chunks: `ceil(rows / CHUNK_ROWS)` for dense blocks, `ceil(rows / SPARSE_CHUNK_ROWS)`
+    /// for the sparse block (whose `cols` are all `n` neurons, from `col0 = 0`).
     pub chunks: u32,
     /// Lanes of a row sum: the smallest power of two `>= min(cols, WG)` (dense blocks).
     /// Lane `l` sums columns `l, l + WG, ...` in order, then a tree halves the lanes.

@@ -11,9 +11,10 @@
 //! | `neuron_step` | neuron | `a`, `x[n%2]`, `p`, `c` | `x[(n+1)%2]`, `e_hat`, `h`; zeroes `a` |
 //! | `record_step` (recorded steps) | replica | `h`, `x[n%2]`, `w`, `pw`, targets | trace row |
 //! | `dense_step` | dense block, chunk of rows | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, column partials, `a` (adds) |
-//! | `dense_reduce` | dense block, column | column partials | `b` (adds) |
-//! | `sparse_back` | neuron | `w` (by source), `e_hat` | `b` (adds) |
+//! | `dense_reduce` | block, column | column partials | `b` (adds) |
+//! | `sparse_back` (GPU; the CPU's `sparse_step` does it) | neuron | `w` (by source), `e_hat` | column partials of the sparse block |
 //! | `sparse_step` | target neuron | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, `a` (adds) |
+//! | `dense_reduce` | sparse block, column | column partials | `b` (adds) |
 //! | `costate_step` | neuron | `b`, `p`, `x[n%2]`, targets | `p`; zeroes `b` |
 //!
 //! `x` is ping-ponged because every synapse reads both its source's step-`n` and step-`n+1`
@@ -21,7 +22,7 @@
 //! the old value, only by the invocation that writes it. The sums `a` and `b` add the blocks in
 //! the order of this list, so both executors sum in the same order.
 
-use crate::layout::{BlockUniform, CHUNK_ROWS, KernelParams, WORKGROUP_SIZE};
+use crate::layout::{BlockUniform, CHUNK_ROWS, KernelParams, SPARSE_CHUNK_ROWS, WORKGROUP_SIZE};
 
 /// The kernels, one name each across `shaders/`, the GPU host and `src/cpu/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -37,9 +38,12 @@ pub enum Kernel {
     /// Per dense block and chunk of rows: the fused synapse pass (children's messages,
     /// weight costates and weights, the next step's pre-activations).
     DenseStep,
-    /// Per dense block and column: adds the chunks' partial column sums into `b`.
+    /// Per block and column: adds the chunks' partial column sums into `b` (dense blocks, and
+    /// the sparse block's chunks of rows).
     DenseReduce,
-    /// Per neuron: the children's messages over the sparse block's outgoing edges, into `b`.
+    /// Per neuron: the children's messages over the sparse block's outgoing edges, summed per
+    /// chunk of targets into the block's partial column sums (GPU only: the CPU's
+    /// `sparse_step` computes them in its pass).
     SparseBack,
     /// Per target neuron of the sparse block: weight costates, weights, the next step's
     /// pre-activation.
@@ -130,12 +134,19 @@ impl Plan {
             at += replicas * (chunks * cols) as usize;
         }
         let sparse = net.sparse_block().inspect(|s| {
+            let (rows, n) = ((net.n() - net.d()) as u32, net.n() as u32);
+            let chunks = rows.div_ceil(SPARSE_CHUNK_ROWS);
             blocks.push(BlockUniform {
                 row0: net.d() as u32,
-                rows: (net.n() - net.d()) as u32,
+                rows,
+                col0: 0,
+                cols: n,
                 w_off: s.offset as u32,
-                ..Default::default()
+                part_off: at as u32,
+                chunks,
+                lanes: 0,
             });
+            at += replicas * (chunks * n) as usize;
         });
         (Plan { blocks, sparse: sparse.is_some() }, at - part_off)
     }
@@ -173,6 +184,7 @@ impl Plan {
         if let Some((block, rows)) = sparse {
             list.push(Dispatch { kernel: Kernel::SparseBack, block, invocations: r * n });
             list.push(Dispatch { kernel: Kernel::SparseStep, block, invocations: r * rows });
+            list.push(dense(Kernel::DenseReduce, (block, &self.blocks[block])));
         }
         list.push(Dispatch { kernel: Kernel::CostateStep, block: 0, invocations: r * n });
         list

@@ -162,6 +162,8 @@ fn block_layouts() -> Vec<localprop::Network> {
         NetworkSpec::layered(&[5, 20, 3]).bias(true).seed(2).build().unwrap(),
         NetworkSpec::random_sparse(4, 60, 9, true).bias(true).outputs(vec![10, 50]).seed(3).build().unwrap(),
         NetworkSpec::fully_connected(2, 12, false).bias(true).seed(4).build().unwrap(),
+        // A sparse block of two chunks of rows.
+        NetworkSpec::random_sparse(1, 17_000, 3, true).bias(true).outputs(vec![2, 16_900]).seed(5).build().unwrap(),
     ]
 }
 
@@ -232,7 +234,8 @@ fn every_block_layout_gives_the_same_bits_on_one_thread_and_on_many() {
     // Large enough that every kernel splits its work over threads.
     let nets = [
         NetworkSpec::fully_connected(2, 300, true).bias(true).seed(5).build().unwrap(),
-        NetworkSpec::random_sparse(2, 3000, 8, false).bias(true).seed(6).build().unwrap(),
+        // Three chunks of SPARSE_CHUNK_ROWS rows.
+        NetworkSpec::random_sparse(2, 40_000, 4, false).bias(true).seed(6).build().unwrap(),
     ];
     for net in nets {
         assert!(net.n_edges() >= localprop::cpu::PARALLEL_FROM);

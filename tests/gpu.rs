@@ -51,7 +51,8 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], atol: f32, rtol: f32) {
 
 /// Networks of every block layout: layered (dense blocks, two feeding the same rows),
 /// recurrent with self-loops (one dense block; small, and with 5 row chunks and more than 64
-/// columns), random sparse and fully connected without self-loops (a sparse block).
+/// columns), random sparse and fully connected without self-loops (a sparse block, of one
+/// chunk of rows or two).
 fn networks() -> Vec<Network> {
     vec![
         NetworkSpec::layered(&[7, 33, 5]).bias(true).seed(1).build().unwrap(),
@@ -59,6 +60,8 @@ fn networks() -> Vec<Network> {
         NetworkSpec::fully_connected(2, 70, true).bias(true).outputs(vec![3, 60]).seed(4).build().unwrap(),
         NetworkSpec::random_sparse(16, 150, 12, true).bias(true).outputs(vec![20, 90, 166]).seed(3).build().unwrap(),
         NetworkSpec::fully_connected(1, 10, false).bias(true).seed(5).build().unwrap(),
+        // More rows than SPARSE_CHUNK_ROWS: the children's messages fold over two chunks.
+        NetworkSpec::random_sparse(2, 20_000, 2, true).bias(true).outputs(vec![3, 19_000]).seed(6).build().unwrap(),
     ]
 }
 
@@ -181,7 +184,9 @@ fn pre_activations_carried_by_the_synapse_pass_match_cpu() {
         let (ge, gh) = g.last_messages().unwrap();
         let (ce, ch) = c.last_messages().unwrap();
         assert_close("e_hat of step 2", &ge, &ce, ATOL, RTOL);
-        assert_close("h of step 2", &gh, &ch, ATOL, RTOL);
+        // h = p c (sigma(a) - x) after a step has moved x towards sigma(a): the difference
+        // cancels, and the few ULP by which WGSL's `exp` differs become up to 1e-4 of it.
+        assert_close("h of step 2", &gh, &ch, 1e-5, 1e-4);
         assert_close("x after step 2", &g.state().unwrap().x, &c.state().unwrap().x, ATOL, RTOL);
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! The buffers below carry the names of the WGSL bindings. Every kernel is written so it can
 //! be read side by side with its shader: same loop body, same operation order, the same
-//! closed-form activation ([`crate::activation`]), f32 throughout.
+//! closed-form activation ([`crate::activation`]), f32 throughout. One kernel has no CPU
+//! twin of its own: `sparse_back`, whose partial sums the CPU's `sparse_step` computes in its
+//! own pass, in the same order.
 
 mod costate_step;
 mod dense_gather;
@@ -12,7 +14,6 @@ mod dense_step;
 mod neuron_step;
 pub mod population;
 mod record_step;
-mod sparse_back;
 mod sparse_gather;
 mod sparse_step;
 
@@ -22,14 +23,13 @@ pub use dense_reduce::dense_reduce;
 pub use dense_step::dense_step;
 pub use neuron_step::neuron_step;
 pub use record_step::record_step;
-pub use sparse_back::sparse_back;
 pub use sparse_gather::sparse_gather;
 pub use sparse_step::sparse_step;
 
 use rayon::prelude::*;
 
 use crate::block::Block;
-use crate::layout::{BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, ReplicaParams};
+use crate::layout::{BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, ReplicaParams, SPARSE_CHUNK_ROWS};
 use crate::plan::{Kernel, Plan};
 
 /// The buffers of one engine, named as the WGSL bindings; laid out `[replica][neuron]` and
@@ -234,10 +234,12 @@ pub(crate) fn for_items<'a>(items: Vec<DenseItem<'a>>, blk: &BlockUniform, f: im
     }
 }
 
-/// Runs `f(r, i, lo, w, pw, a_i)` for every replica `r` and target `i` of the sparse block,
-/// with the row's weights (and costates) starting at edge `lo` of the block; over threads
-/// when the block is large.
-#[expect(clippy::type_complexity, reason = "one row's slices, split without copies")]
+/// Runs `f(r, i, lo, w, pw, a_i, part)` for every replica `r` and target `i` of the sparse
+/// block, with the row's weights (and costates) starting at edge `lo` of the block and, when
+/// `part` is given (`[replica][chunk][n]`), the partial column sums of the row's chunk of
+/// `SPARSE_CHUNK_ROWS` rows (zeroed before its first row). One work item per replica and
+/// chunk, over threads when the block is large.
+#[expect(clippy::too_many_arguments, reason = "the block's buffers, split per work item")]
 pub(crate) fn sparse_rows(
     row_ptr: &[u32],
     blk: &BlockUniform,
@@ -245,18 +247,21 @@ pub(crate) fn sparse_rows(
     w: &mut [f32],
     pw: Option<&mut [f32]>,
     a: &mut [f32],
-    f: impl Fn(usize, usize, usize, &mut [f32], Option<&mut [f32]>, &mut f32) + Sync,
+    part: Option<&mut [f32]>,
+    f: impl Fn(usize, usize, usize, &mut [f32], Option<&mut [f32]>, &mut f32, Option<&mut [f32]>) + Sync,
 ) {
-    const ROWS: usize = 256;
+    let rows_per_item = SPARSE_CHUNK_ROWS as usize;
     let (n, ne, off) = (k.n as usize, k.n_edges as usize, blk.w_off as usize);
     let (row0, row1) = (blk.row0 as usize, (blk.row0 + blk.rows) as usize);
     let e_len = row_ptr.get(row1).map_or(0, |&e| e as usize);
-    // (replica, first row, weights, costates, pre-activations) of each group of rows.
-    let mut groups: Vec<(usize, usize, &mut [f32], Option<&mut [f32]>, &mut [f32])> = Vec::new();
+    // (replica, first row, weights, costates, pre-activations, partials) of each work item.
+    type Item<'a> = (usize, usize, &'a mut [f32], Option<&'a mut [f32]>, &'a mut [f32], Option<&'a mut [f32]>);
+    let mut items: Vec<Item<'_>> = Vec::new();
     let mut pw_rep: Vec<Option<&mut [f32]>> = match pw {
         Some(pw) => pw.chunks_mut(ne.max(1)).map(Some).collect(),
         None => (0..k.replicas).map(|_| None).collect(),
     };
+    let mut parts = part.map(|p| p[blk.part_off as usize..].chunks_mut(n));
     for (r, (w, a)) in w.chunks_mut(ne.max(1)).zip(a.chunks_mut(n)).enumerate() {
         let mut w = &mut w[off..off + e_len];
         let mut pw = pw_rep[r].take().map(|p| &mut p[off..off + e_len]);
@@ -264,7 +269,7 @@ pub(crate) fn sparse_rows(
         let mut at = 0usize;
         let mut i = row0;
         while i < row1 {
-            let end = (i + ROWS).min(row1);
+            let end = (i + rows_per_item).min(row1);
             let len = row_ptr[end] as usize - at;
             let (wg, wr) = std::mem::take(&mut w).split_at_mut(len);
             let (pg, pr) = match pw.take() {
@@ -275,11 +280,15 @@ pub(crate) fn sparse_rows(
                 None => (None, None),
             };
             let (ag, ar) = std::mem::take(&mut a).split_at_mut(end - i);
-            groups.push((r, i, wg, pg, ag));
+            let part = parts.as_mut().map(|p| p.next().expect("a partial row per chunk"));
+            items.push((r, i, wg, pg, ag, part));
             (w, pw, a, at, i) = (wr, pr, ar, at + len, end);
         }
     }
-    let run = |(r, first, mut w, mut pw, a): (usize, usize, &mut [f32], Option<&mut [f32]>, &mut [f32])| {
+    let run = |(r, first, mut w, mut pw, a, mut part): Item<'_>| {
+        if let Some(p) = part.as_deref_mut() {
+            p.fill(0.0);
+        }
         for (m, ai) in a.iter_mut().enumerate() {
             let i = first + m;
             let (lo, hi) = (row_ptr[i] as usize, row_ptr[i + 1] as usize);
@@ -291,14 +300,14 @@ pub(crate) fn sparse_rows(
                 }
                 None => (None, None),
             };
-            f(r, i, lo, wr, pr, ai);
+            f(r, i, lo, wr, pr, ai, part.as_deref_mut());
             (w, pw) = (rest, prest);
         }
     };
     if k.replicas as usize * e_len < PARALLEL_FROM {
-        groups.into_iter().for_each(run);
+        items.into_iter().for_each(run);
     } else {
-        groups.into_par_iter().for_each(run);
+        items.into_par_iter().with_max_len(1).for_each(run);
     }
 }
 
@@ -355,7 +364,10 @@ impl CpuExecutor {
                     Kernel::RecordStep => record_step(b, s, src),
                     Kernel::DenseStep => dense_step(b, s, src, blk),
                     Kernel::DenseReduce => dense_reduce(b, blk),
-                    Kernel::SparseBack => sparse_back(b, blk),
+                    // No CPU twin: `sparse_step` sums the same partials in the same order in its
+                    // own pass over the edges (a scatter is cheap on one thread per chunk; the
+                    // GPU gathers them by source instead).
+                    Kernel::SparseBack => {}
                     Kernel::SparseStep => sparse_step(b, s, src, blk),
                     Kernel::CostateStep => costate_step(b, s, src),
                 }

@@ -9,7 +9,7 @@ pub fn sparse_gather(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUn
     let k = b.params;
     let x_in = &b.x[src];
     let (inputs, edge_src) = (&b.inputs, &b.edge_src);
-    sparse_rows(&b.row_ptr, blk, &k, &mut b.w, None, &mut b.a, |r, _, lo, w, _, ai| {
+    sparse_rows(&b.row_ptr, blk, &k, &mut b.w, None, &mut b.a, None, |r, _, lo, w, _, ai, _| {
         let mut acc = 0.0f32;
         for (m, w) in w.iter().enumerate() {
             acc += *w * x_value(&k, s.row, inputs, x_in, r, edge_src[lo + m] as usize);

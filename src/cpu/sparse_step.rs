@@ -4,22 +4,28 @@ use super::{Buffers, flush, sparse_rows, x_value};
 use crate::layout::{BlockUniform, StepUniform};
 
 /// Per target neuron `i` of the sparse block and replica, over its incoming edges in order:
+/// the partial column sum of the row's chunk `part_j += w_ij e_hat_i` (rows in order),
 /// `pw <- pw + tau (s' (-e_hat_i x_j - r_w w) - theta pw)` and `w <- w + tau s (-pw / r)`
 /// (when learning) from the step-`n` values, and the next step's pre-activation
 /// `a_i += sum_j w_ij' x_j'` summed in edge order.
+///
+/// The partial sums are the GPU's `sparse_back` (which gathers them by source before the
+/// GPU's `sparse_step` runs): for each source, its edges into a chunk by ascending target.
 pub fn sparse_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUniform) {
     let (k, tau, learning) = (b.params, b.params.tau, b.params.learning != 0);
     let n = k.n as usize;
     let (x_in, x_next) = (&b.x[src], &b.x[1 - src]);
     let (inputs, edge_src, e_hat, replica) = (&b.inputs, &b.edge_src, &b.e_hat, &b.replica);
-    sparse_rows(&b.row_ptr, blk, &k, &mut b.w, Some(&mut b.pw), &mut b.a, |r, i, lo, w, pw, ai| {
-        let pw = pw.expect("costates");
+    let part = Some(&mut b.part[..]);
+    sparse_rows(&b.row_ptr, blk, &k, &mut b.w, Some(&mut b.pw), &mut b.a, part, |r, i, lo, w, pw, ai, part| {
+        let (pw, part) = (pw.expect("costates"), part.expect("partials"));
         let ei = e_hat[r * n + i];
         let rp = replica[r];
         let mut acc = 0.0f32;
         for (m, (w, pw)) in w.iter_mut().zip(pw.iter_mut()).enumerate() {
             let j = edge_src[lo + m] as usize;
             let w0 = *w;
+            part[j] += w0 * ei;
             let mut w1 = w0;
             if learning {
                 let xj = x_value(&k, s.row, inputs, x_in, r, j);

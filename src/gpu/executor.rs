@@ -120,8 +120,7 @@ fn packing(b: &Buffers, capacity: usize) -> Packing {
     k.trace_off = take(capacity * r * k.trace_width as usize);
     let aux_len = at;
     let mut plan = b.plan.clone();
-    let dense = plan.blocks.len() - usize::from(plan.sparse);
-    for blk in &mut plan.blocks[..dense] {
+    for blk in &mut plan.blocks {
         blk.part_off += part_off;
     }
     k.targets_off = ((capacity + 1) * r * k.d as usize) as u32;

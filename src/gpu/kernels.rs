@@ -1,7 +1,7 @@
 //! The WGSL sources of the kernels, assembled with a prelude generated from the Rust
 //! constants, and their compute pipelines.
 
-use crate::layout::{CHUNK_ROWS, FLUSH_BELOW, NO_RECORD, TRACE_FIXED, WORKGROUP_SIZE};
+use crate::layout::{CHUNK_ROWS, FLUSH_BELOW, NO_RECORD, SPARSE_CHUNK_ROWS, TRACE_FIXED, WORKGROUP_SIZE};
 use crate::network::NOT_OUTPUT;
 use crate::plan::Kernel;
 
@@ -29,6 +29,7 @@ pub fn prelude() -> String {
         "// Generated from src/layout.rs and src/network.rs; do not edit.\n\
          const WG: u32 = {WORKGROUP_SIZE}u;\n\
          const CHUNK_ROWS: u32 = {CHUNK_ROWS}u;\n\
+         const SPARSE_CHUNK_ROWS: u32 = {SPARSE_CHUNK_ROWS}u;\n\
          const NO_RECORD: u32 = {NO_RECORD}u;\n\
          const NOT_OUTPUT: u32 = {NOT_OUTPUT}u;\n\
          const TRACE_FIXED: u32 = {TRACE_FIXED}u;\n\
