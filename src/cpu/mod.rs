@@ -88,8 +88,9 @@ pub struct Buffers {
 }
 
 impl Buffers {
-    /// The values of a dense block's columns for every replica, `[replica][col]`, at stream
-    /// row `row` from `x[src]`, and (when `next` is given) at row `next` from `x[1 - src]`.
+    /// The values of a block's columns (the sparse block: every neuron) for every replica,
+    /// `[replica][col]`, at stream row `row` from `x[src]`, and (when `next` is given) at row
+    /// `next` from `x[1 - src]`.
     fn columns(&self, blk: &BlockUniform, src: usize, row: u32, next: Option<u32>) -> (Vec<f32>, Option<Vec<f32>>) {
         let k = &self.params;
         let cols = blk.col0 as usize..(blk.col0 + blk.cols) as usize;

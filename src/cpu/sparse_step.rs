@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/sparse_step.wgsl`.
 
-use super::{Buffers, flush, sparse_rows, x_value};
+use super::{Buffers, flush, sparse_rows};
 use crate::layout::{BlockUniform, StepUniform};
 
 /// Per target neuron `i` of the sparse block and replica, over its incoming edges in order:
@@ -14,13 +14,17 @@ use crate::layout::{BlockUniform, StepUniform};
 pub fn sparse_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUniform) {
     let (k, tau, learning) = (b.params, b.params.tau, b.params.learning != 0);
     let n = k.n as usize;
-    let (x_in, x_next) = (&b.x[src], &b.x[1 - src]);
-    let (inputs, edge_src, e_hat, replica) = (&b.inputs, &b.edge_src, &b.e_hat, &b.replica);
+    // Every neuron's value at this step and the next, inputs included, `[replica][n]`: one
+    // load per edge for each, with no branch on input neurons.
+    let (cur, next) = b.columns(blk, src, s.row, Some(s.row + 1));
+    let next = next.expect("next-step values");
+    let (edge_src, e_hat, replica) = (&b.edge_src, &b.e_hat, &b.replica);
     let part = Some(&mut b.part[..]);
     sparse_rows(&b.row_ptr, blk, &k, &mut b.w, Some(&mut b.pw), &mut b.a, part, |r, i, lo, w, pw, ai, part| {
         let (pw, part) = (pw.expect("costates"), part.expect("partials"));
         let ei = e_hat[r * n + i];
         let rp = replica[r];
+        let (cur, next) = (&cur[r * n..(r + 1) * n], &next[r * n..(r + 1) * n]);
         let mut acc = 0.0f32;
         for (m, (w, pw)) in w.iter_mut().zip(pw.iter_mut()).enumerate() {
             let j = edge_src[lo + m] as usize;
@@ -28,7 +32,7 @@ pub fn sparse_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnif
             part[j] += w0 * ei;
             let mut w1 = w0;
             if learning {
-                let xj = x_value(&k, s.row, inputs, x_in, r, j);
+                let xj = cur[j];
                 let pw0 = *pw;
                 let dpw = -ei * xj - rp.r_w * w0;
                 let dw = -pw0 / rp.r;
@@ -36,7 +40,7 @@ pub fn sparse_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnif
                 *w = w1;
                 *pw = flush(pw0 + tau * (s.sign_costate * dpw - rp.theta * pw0));
             }
-            acc += w1 * x_value(&k, s.row + 1, inputs, x_next, r, j);
+            acc += w1 * next[j];
         }
         *ai += acc;
     });
