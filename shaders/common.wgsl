@@ -122,3 +122,27 @@ fn activate(code: u32, a: f32) -> vec2<f32> {
     }
     return vec2<f32>(a, 1.0);
 }
+
+// The lanes of a dense block's row sums: thread l's partial sum of each of its chunk's rows.
+var<workgroup> lanes: array<f32, CHUNK_ROWS * WG>;
+
+// Adds each of the chunk's rows' sums into a_i: thread `lid` holds lane `lid` of every row in
+// `acc`; a tree halves the block's lanes (lane l adds lane l + stride, stride = lanes/2, ...,
+// 1), as cpu::lane_sum does. Called by every thread of the workgroup (it has barriers).
+fn add_row_sums(lid: u32, r: u32, first: u32, rows: u32, acc: array<f32, CHUNK_ROWS>) {
+    for (var ii = 0u; ii < CHUNK_ROWS; ii++) {
+        lanes[ii * WG + lid] = acc[ii];
+    }
+    workgroupBarrier();
+    for (var stride = blk.lanes / 2u; stride > 0u; stride /= 2u) {
+        if lid < stride {
+            for (var ii = 0u; ii < rows; ii++) {
+                lanes[ii * WG + lid] += lanes[ii * WG + lid + stride];
+            }
+        }
+        workgroupBarrier();
+    }
+    if lid < rows {
+        aux[k.a_off + r * k.n + blk.row0 + first + lid] += lanes[lid * WG];
+    }
+}

@@ -2,8 +2,6 @@
 // current step, in the lanes and tree of dense_step, so that a resumed run sums exactly what
 // the uninterrupted run summed. CPU twin: src/cpu/dense_gather.rs.
 
-var<workgroup> lanes: array<f32, CHUNK_ROWS * WG>;
-
 @compute @workgroup_size(WG)
 fn dense_gather(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -25,20 +23,5 @@ fn dense_gather(
             acc[ii] += w[r * k.n_edges + blk.w_off + (first + ii) * blk.cols + j] * xj;
         }
     }
-    for (var ii = 0u; ii < CHUNK_ROWS; ii++) {
-        lanes[ii * WG + lid] = acc[ii];
-    }
-    workgroupBarrier();
-    for (var stride = blk.lanes / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            for (var ii = 0u; ii < rows; ii++) {
-                lanes[ii * WG + lid] += lanes[ii * WG + lid + stride];
-            }
-        }
-        workgroupBarrier();
-    }
-    if lid < rows {
-        let at = k.a_off + r * k.n + blk.row0 + first + lid;
-        aux[at] += lanes[lid * WG];
-    }
+    add_row_sums(lid, r, first, rows, acc);
 }

@@ -5,8 +5,6 @@
 // (when learning), and its lane of the next pre-activation, acc_i += w_ij' x_j'. A tree over
 // the lanes then adds each row's sum into a_i. CPU twin: src/cpu/dense_step.rs.
 
-var<workgroup> lanes: array<f32, CHUNK_ROWS * WG>;
-
 @compute @workgroup_size(WG)
 fn dense_step(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -46,20 +44,5 @@ fn dense_step(
         }
         aux[blk.part_off + item * blk.cols + j] = part;
     }
-    for (var ii = 0u; ii < CHUNK_ROWS; ii++) {
-        lanes[ii * WG + lid] = acc[ii];
-    }
-    workgroupBarrier();
-    for (var stride = blk.lanes / 2u; stride > 0u; stride /= 2u) {
-        if lid < stride {
-            for (var ii = 0u; ii < rows; ii++) {
-                lanes[ii * WG + lid] += lanes[ii * WG + lid + stride];
-            }
-        }
-        workgroupBarrier();
-    }
-    if lid < rows {
-        let at = k.a_off + r * k.n + blk.row0 + first + lid;
-        aux[at] += lanes[lid * WG];
-    }
+    add_row_sums(lid, r, first, rows, acc);
 }
