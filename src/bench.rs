@@ -3,11 +3,11 @@
 //!
 //! The bound: a step must read and write every synapse's `w` and `pw` once, 16 bytes per
 //! synapse in f32, plus the per-neuron vectors (about 60 bytes per neuron: `x` twice, `p`,
-//! `a`, `b`, `e_hat`, `h`, `c`, read and written). The copy bandwidth is measured as bytes
-//! read plus bytes written per second by a copy of a buffer far larger than the caches (on
-//! the CPU with every thread, on the GPU with `copy_buffer_to_buffer`), so `bytes per step /
-//! seconds per step / copy bandwidth` is the fraction of the machine's memory bandwidth the
-//! step reaches.
+//! `a`, `b`, `e_hat`, `h`, `c`, read and written). The memory bandwidth is measured in the
+//! same run as bytes read plus bytes written per second on a buffer far larger than the
+//! caches: on the CPU by an in-place update with every thread (the step's own access
+//! pattern), on the GPU by `copy_buffer_to_buffer`; so `bytes per step / seconds per step /
+//! bandwidth` is the fraction of the machine's memory bandwidth the step reaches.
 
 use std::time::Instant;
 
@@ -129,9 +129,9 @@ pub struct Row {
     pub steps_per_s: f64,
     /// Bytes a step must move ([`BYTES_PER_SYNAPSE`], [`BYTES_PER_NEURON`]).
     pub bytes_per_step: u64,
-    /// Copy bandwidth measured in the same run, bytes per second.
-    pub copy_bytes_per_s: f64,
-    /// `bytes_per_step x steps_per_s / copy_bytes_per_s`.
+    /// Memory bandwidth measured in the same run, bytes per second.
+    pub bandwidth_bytes_per_s: f64,
+    /// `bytes_per_step x steps_per_s / bandwidth_bytes_per_s`.
     pub bandwidth_fraction: f64,
 }
 
@@ -139,7 +139,7 @@ pub struct Row {
 /// (`v <- 0.5 v + 1`, best of 5): the access pattern of the step, which reads and writes
 /// `w` and `pw` in place. (A copy into a second buffer would also read each destination line
 /// before writing it, a third stream that the step does not have.)
-pub fn cpu_copy_bandwidth(bytes: usize) -> f64 {
+pub fn cpu_bandwidth(bytes: usize) -> f64 {
     use rayon::prelude::*;
     let len = bytes / 4;
     let mut v: Vec<f32> = (0..len).map(|i| (i % 1024) as f32).collect();
@@ -157,7 +157,7 @@ pub fn cpu_copy_bandwidth(bytes: usize) -> f64 {
 /// Bytes read plus written per second by `copy_buffer_to_buffer` of `bytes` bytes on the
 /// GPU of `ctx` (10 copies per submission, best of 3).
 pub fn gpu_copy_bandwidth(ctx: &crate::gpu::GpuContext, bytes: u64) -> Result<f64> {
-    let bytes = bytes.min(ctx.device.limits().max_buffer_size / 2 * 2).next_multiple_of(4);
+    let bytes = bytes.min(ctx.device.limits().max_buffer_size) / 4 * 4;
     let make = |label| {
         ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
@@ -185,7 +185,7 @@ pub fn gpu_copy_bandwidth(ctx: &crate::gpu::GpuContext, bytes: u64) -> Result<f6
 
 /// Builds the case's engine on `backend` and times it: a warm-up block, then enough steps to
 /// fill about `seconds` of wall time (at least one block).
-pub fn run_case(case: &Case, backend: Backend, seconds: f64, copy_bytes_per_s: f64) -> Result<Row> {
+pub fn run_case(case: &Case, backend: Backend, seconds: f64, bandwidth_bytes_per_s: f64) -> Result<Row> {
     let net: Network = case.spec.build()?;
     let (synapses, neurons, n_in, n_out) = (net.n_edges(), net.n() - net.d(), net.inputs(), net.outputs().len());
     let mut engine = Engine::with_backend(net, vec![case.params.clone(); case.replicas], backend)?;
@@ -228,8 +228,8 @@ pub fn run_case(case: &Case, backend: Backend, seconds: f64, copy_bytes_per_s: f
         neuron_steps_per_s: (case.replicas * neurons) as f64 * steps_per_s,
         steps_per_s,
         bytes_per_step,
-        copy_bytes_per_s,
-        bandwidth_fraction: bytes_per_step as f64 * steps_per_s / copy_bytes_per_s,
+        bandwidth_bytes_per_s,
+        bandwidth_fraction: bytes_per_step as f64 * steps_per_s / bandwidth_bytes_per_s,
     })
 }
 
@@ -249,7 +249,7 @@ pub fn si(v: f64) -> String {
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::from(
         "| case | backend | replicas x synapses | recorded | steps | synapse updates/s | neuron steps/s | steps/s | \
-         GB/s moved | of copy bandwidth |\n|---|---|---|---|---|---|---|---|---|---|\n",
+         GB/s moved | of measured bandwidth |\n|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         s.push_str(&format!(

@@ -206,7 +206,7 @@ fn bench(backend: Backend, quick: bool, only: &[String], seconds: f64, json: Opt
     }
     let seconds = if quick { seconds.min(0.2) } else { seconds };
     let copy_mib = if quick { 64 } else { 512 };
-    let cpu_bw = bench::cpu_copy_bandwidth(copy_mib << 20);
+    let cpu_bw = bench::cpu_bandwidth(copy_mib << 20);
     println!(
         "CPU memory bandwidth ({copy_mib} MiB updated in place, read + write, {} threads): {:.2} GB/s",
         rayon::current_num_threads(),
@@ -236,7 +236,7 @@ fn bench(backend: Backend, quick: bool, only: &[String], seconds: f64, json: Opt
         for &(b, bw) in &backends {
             let row = bench::run_case(&case, b, seconds, bw)?;
             eprintln!(
-                "{} on {}: {} synapse updates/s, {:.1}% of copy bandwidth",
+                "{} on {}: {} synapse updates/s, {:.1}% of the measured bandwidth",
                 row.case,
                 row.backend,
                 bench::si(row.synapse_updates_per_s),

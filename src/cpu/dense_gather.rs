@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/dense_gather.wgsl`.
 
-use super::{Buffers, DenseItem, dense_items, for_items, lane_sum, lanes_of};
+use super::{Buffers, DenseItem, dense_items, for_items, lane_sum};
 use crate::layout::{BlockUniform, StepUniform, WORKGROUP_SIZE};
 
 const WG: usize = WORKGROUP_SIZE as usize;
@@ -22,7 +22,7 @@ pub fn dense_gather(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUni
                     acc[l] += w[l] * x[l];
                 }
             }
-            a[ii] += lane_sum(acc, lanes_of(blk));
+            a[ii] += lane_sum(acc, blk.lanes as usize);
         }
     });
 }

@@ -8,10 +8,11 @@ use crate::layout::BlockUniform;
 pub fn dense_reduce(b: &mut Buffers, blk: &BlockUniform) {
     let n = b.params.n as usize;
     let (cols, chunks) = (blk.cols as usize, blk.chunks as usize);
+    let mut sum = vec![0.0f32; cols];
     for r in 0..b.params.replicas as usize {
         let part = &b.part[blk.part_off as usize + r * chunks * cols..][..chunks * cols];
         // Chunk by chunk over contiguous rows; each column's sum still adds the chunks in order.
-        let mut sum = vec![0.0f32; cols];
+        sum.fill(0.0);
         for c in 0..chunks {
             for (s, p) in sum.iter_mut().zip(&part[c * cols..(c + 1) * cols]) {
                 *s += p;

@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/dense_step.wgsl`.
 
-use super::{Buffers, DenseItem, dense_items, for_items, lane_sum, lanes_of};
+use super::{Buffers, DenseItem, dense_items, for_items, lane_sum};
 use crate::layout::{BlockUniform, ReplicaParams, StepUniform, WORKGROUP_SIZE};
 
 const WG: usize = WORKGROUP_SIZE as usize;
@@ -30,23 +30,42 @@ pub fn dense_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnifo
         for ii in 0..rows {
             let ei = e_hat[ii];
             let (w, pw) = (&mut w[ii * cols..(ii + 1) * cols], &mut pw[ii * cols..(ii + 1) * cols]);
-            // Rows of at most 8 columns (the paper's net) keep 8 lanes: lane `l` is column `l`
-            // either way, and the tree over 8 lanes is the tree over `lanes <= 8`.
-            a[ii] += match (learning, cols <= 8) {
-                (true, true) => lane_sum(row_pass::<true, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes_of(blk)),
-                (false, true) => lane_sum(row_pass::<false, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes_of(blk)),
-                (true, false) => lane_sum(row_pass::<true, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes_of(blk)),
-                (false, false) => lane_sum(row_pass::<false, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes_of(blk)),
-            };
+            a[ii] += row_sum(learning, w, pw, xj, xn, part, ei, tau, s, rp, blk.lanes as usize);
         }
     });
+}
+
+/// One row of a chunk ([`row_pass`]), summed over its `lanes` lanes: the row's contribution
+/// to the next pre-activation. Rows of at most 8 columns (the paper's net) keep 8 lanes: lane
+/// `l` is column `l` either way, and the tree over 8 lanes is the tree over `lanes <= 8`.
+#[expect(clippy::too_many_arguments, reason = "the row's buffers and scalars, inlined into the pass")]
+#[inline(always)]
+pub(crate) fn row_sum(
+    learning: bool,
+    w: &mut [f32],
+    pw: &mut [f32],
+    xj: &[f32],
+    xn: &[f32],
+    part: &mut [f32],
+    ei: f32,
+    tau: f32,
+    s: &StepUniform,
+    rp: ReplicaParams,
+    lanes: usize,
+) -> f32 {
+    match (learning, w.len() <= 8) {
+        (true, true) => lane_sum(row_pass::<true, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+        (false, true) => lane_sum(row_pass::<false, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+        (true, false) => lane_sum(row_pass::<true, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+        (false, false) => lane_sum(row_pass::<false, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+    }
 }
 
 /// One row of a chunk: returns the `L` lanes of the row's next pre-activation (`L = WG`, or
 /// 8 for rows of at most 8 columns).
 #[expect(clippy::too_many_arguments, reason = "the row's buffers and scalars, inlined into the pass")]
 #[inline(always)]
-pub(crate) fn row_pass<const LEARN: bool, const L: usize>(
+fn row_pass<const LEARN: bool, const L: usize>(
     w: &mut [f32],
     pw: &mut [f32],
     xj: &[f32],

@@ -128,12 +128,6 @@ pub(crate) fn flush(v: f32) -> f32 {
 /// threads would cost more than the work.
 pub const PARALLEL_FROM: usize = 1 << 14;
 
-/// The lanes of a dense block's row sums.
-#[inline]
-pub(crate) fn lanes_of(blk: &BlockUniform) -> usize {
-    blk.lanes as usize
-}
-
 /// The tree over the first `lanes` lanes (`lanes` a power of two): lane `l` adds lane
 /// `l + stride` for `stride = lanes / 2, ..., 1`, as the GPU's workgroup reduction does.
 #[inline]

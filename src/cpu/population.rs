@@ -16,7 +16,7 @@
 use rayon::prelude::*;
 
 use super::costate_step::costate_update;
-use super::dense_step::row_pass;
+use super::dense_step::row_sum;
 use super::neuron_step::neuron_update;
 use super::record_step::record_replica;
 use super::{Buffers, PARALLEL_FROM, flush, lane_sum};
@@ -241,12 +241,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
             let ei = e_hat[row0 + ii];
             let (w, pw) = (&mut w[ii * cols..(ii + 1) * cols], &mut pw[ii * cols..(ii + 1) * cols]);
             let (xj, xv) = (&xs[..cols], &xn[..cols]);
-            let sum = match (k.learning != 0, cols <= 8) {
-                (true, true) => lane_sum(row_pass::<true, 8>(w, pw, xj, xv, part, ei, k.tau, s, rp), lanes),
-                (false, true) => lane_sum(row_pass::<false, 8>(w, pw, xj, xv, part, ei, k.tau, s, rp), lanes),
-                (true, false) => lane_sum(row_pass::<true, WG>(w, pw, xj, xv, part, ei, k.tau, s, rp), lanes),
-                (false, false) => lane_sum(row_pass::<false, WG>(w, pw, xj, xv, part, ei, k.tau, s, rp), lanes),
-            };
+            let sum = row_sum(k.learning != 0, w, pw, xj, xv, part, ei, k.tau, s, rp, lanes);
             a[row0 + ii] += sum;
         }
         // dense_reduce (one chunk)
