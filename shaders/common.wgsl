@@ -28,6 +28,10 @@ struct KernelParams {
     targets_off: u32,
     masks_off: u32,
     tau: f32,
+    steps_off: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Mirrors layout::BlockUniform; bound at a dynamic offset, one entry per block of synapses.
@@ -39,7 +43,11 @@ struct BlockUniform {
     w_off: u32,
     part_off: u32,
     chunks: u32,
-    lanes: u32,
+    tiles: u32,
+    tile_cols: u32,
+    row_part_off: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
 // Mirrors layout::StepUniform; bound at a dynamic offset, one entry per step of the block.
@@ -123,26 +131,57 @@ fn activate(code: u32, a: f32) -> vec2<f32> {
     return vec2<f32>(a, 1.0);
 }
 
-// The lanes of a dense block's row sums: thread l's partial sum of each of its chunk's rows.
+// A non-input neuron's (x_next, e_hat, h) from its pre-activation, state, speed and costate
+// (cpu::neuron_step::neuron_update).
+fn neuron_update(sign_state: f32, a: f32, xi: f32, ci: f32, pi: f32) -> vec3<f32> {
+    let act = activate(k.activation, a);
+    let dx = ci * (act.x - xi);
+    return vec3<f32>(flush(xi + k.tau * (sign_state * dx)), ci * act.y * pi, pi * dx);
+}
+
+// One synapse's (w, pw) at step n + 1 from its step-n values, its target's message and its
+// source's state (cpu::dense_step::row_pass).
+fn synapse_update(st: StepUniform, rp: ReplicaParams, w0: f32, pw0: f32, ei: f32, xj: f32) -> vec2<f32> {
+    let dpw = -ei * xj - rp.r_w * w0;
+    let dw = -pw0 / rp.r;
+    return vec2<f32>(
+        flush(w0 + k.tau * (st.sign_state * dw)),
+        flush(pw0 + k.tau * (st.sign_costate * dpw - rp.theta * pw0)),
+    );
+}
+
+// A non-input neuron's next costate from its costate, children's messages, speed and output
+// error q mask (x - z) (cpu::costate_step::costate_update).
+fn costate_update(sign_costate: f32, rp: ReplicaParams, pi: f32, bi: f32, ci: f32, err: f32) -> f32 {
+    let dp = ci * pi - bi - err;
+    return flush(pi + k.tau * (sign_costate * dp - rp.theta * pi));
+}
+
+// Lanes of a row sum over `cols` columns: the smallest power of two >= min(cols, WG)
+// (layout::lanes).
+fn lanes_of(cols: u32) -> u32 {
+    let c = clamp(cols, 1u, WG);
+    return select(1u << (32u - countLeadingZeros(c - 1u)), 1u, c == 1u);
+}
+
+// The lanes of a dense tile's row sums: thread l's partial sum of each of its chunk's rows.
 var<workgroup> lanes: array<f32, CHUNK_ROWS * WG>;
 
-// Adds each of the chunk's rows' sums into a_i: thread `lid` holds lane `lid` of every row in
-// `acc`; a tree halves the block's lanes (lane l adds lane l + stride, stride = lanes/2, ...,
-// 1), as cpu::lane_sum does. Called by every thread of the workgroup (it has barriers).
-fn add_row_sums(lid: u32, r: u32, first: u32, rows: u32, acc: array<f32, CHUNK_ROWS>) {
+// The row sums of a tile of `cols` columns: thread `lid` holds lane `lid` of every row in
+// `acc`; a tree halves the tile's lanes (lane l adds lane l + stride, stride = lanes/2, ...,
+// 1), as cpu::lane_sum does. Row ii's sum is left in lanes[ii * WG]. Called by every thread
+// of the workgroup (it has barriers; the last one makes the sums visible to all).
+fn row_tree(lid: u32, rows: u32, cols: u32, acc: array<f32, CHUNK_ROWS>) {
     for (var ii = 0u; ii < CHUNK_ROWS; ii++) {
         lanes[ii * WG + lid] = acc[ii];
     }
     workgroupBarrier();
-    for (var stride = blk.lanes / 2u; stride > 0u; stride /= 2u) {
+    for (var stride = lanes_of(cols) / 2u; stride > 0u; stride /= 2u) {
         if lid < stride {
             for (var ii = 0u; ii < rows; ii++) {
                 lanes[ii * WG + lid] += lanes[ii * WG + lid + stride];
             }
         }
         workgroupBarrier();
-    }
-    if lid < rows {
-        aux[k.a_off + r * k.n + blk.row0 + first + lid] += lanes[lid * WG];
     }
 }

@@ -27,7 +27,5 @@ fn costate_step(
         let t = (s.row * k.replicas + r) * k.n_out + slot;
         err = rp.q * stream[k.masks_off + t] * (x_in[gid] - stream[k.targets_off + t]);
     }
-    let pi = p[gid];
-    let dp = aux[k.c_off + gid] * pi - back - err;
-    p[gid] = flush(pi + k.tau * (s.sign_costate * dp - rp.theta * pi));
+    p[gid] = costate_update(s.sign_costate, rp, p[gid], back, aux[k.c_off + gid], err);
 }

@@ -1,9 +1,12 @@
-// Per dense block: one workgroup per replica and chunk of CHUNK_ROWS rows; the one pass over
-// the synapses. Thread l takes columns l, l + WG, ... in order; for each, over the chunk's
-// rows in order, from the step-n w and pw: the partial column sum part_j += w_ij e_hat_i,
-// the updates pw <- pw + tau (s' (-e_hat_i x_j - r_w w) - theta pw) and w <- w + tau s (-pw / r)
-// (when learning), and its lane of the next pre-activation, acc_i += w_ij' x_j'. A tree over
-// the lanes then adds each row's sum into a_i. CPU twin: src/cpu/dense_step.rs.
+// Per dense block: one workgroup per replica and tile of CHUNK_ROWS rows x tile_cols
+// columns; the one pass over the synapses. Thread l takes the tile's columns l, l + WG, ...
+// in order; for each, over the tile's rows in order, from the step-n w and pw: the partial
+// column sum part_j += w_ij e_hat_i, the updates pw <- pw + tau (s' (-e_hat_i x_j - r_w w) -
+// theta pw) and w <- w + tau s (-pw / r) (when learning), and its lane of the next
+// pre-activation, acc_i += w_ij' x_j'. A tree over the lanes then gives the tile's row sums,
+// which dense_reduce adds into a_i in tile order. Consecutive threads touch consecutive
+// columns of a row: every load and store of w and pw is coalesced. CPU twin:
+// src/cpu/dense_step.rs.
 
 @compute @workgroup_size(WG)
 fn dense_step(
@@ -12,37 +15,47 @@ fn dense_step(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let item = workgroup_index(wg, nwg);
-    if item >= k.replicas * blk.chunks {
+    let per_replica = blk.chunks * blk.tiles;
+    if item >= k.replicas * per_replica {
         return;
     }
-    let r = item / blk.chunks;
-    let chunk = item % blk.chunks;
+    let r = item / per_replica;
+    let chunk = (item % per_replica) / blk.tiles;
+    let tile = item % blk.tiles;
     let first = chunk * CHUNK_ROWS;
     let rows = min(CHUNK_ROWS, blk.rows - first);
+    let c0 = tile * blk.tile_cols;
+    let c1 = min(blk.cols, c0 + blk.tile_cols);
     let rp = replica_params(r);
+    // The rows' messages, read once (the same address for every thread: a broadcast).
+    var e: array<f32, CHUNK_ROWS>;
+    for (var ii = 0u; ii < rows; ii++) {
+        e[ii] = aux[k.e_hat_off + r * k.n + blk.row0 + first + ii];
+    }
     var acc: array<f32, CHUNK_ROWS>;
-    for (var j = lid; j < blk.cols; j += WG) {
+    for (var j = c0 + lid; j < c1; j += WG) {
         let xj = x_value(r, blk.col0 + j);
         let xn = x_next(r, blk.col0 + j);
         var part = 0.0;
         for (var ii = 0u; ii < rows; ii++) {
-            let i = blk.row0 + first + ii;
-            let ei = aux[k.e_hat_off + r * k.n + i];
+            let ei = e[ii];
             let at = r * k.n_edges + blk.w_off + (first + ii) * blk.cols + j;
             let w0 = w[at];
             let pw0 = pw[at];
             part += w0 * ei;
             var w1 = w0;
             if k.learning != 0u {
-                let dpw = -ei * xj - rp.r_w * w0;
-                let dw = -pw0 / rp.r;
-                w1 = flush(w0 + k.tau * (s.sign_state * dw));
-                w[at] = w1;
-                pw[at] = flush(pw0 + k.tau * (s.sign_costate * dpw - rp.theta * pw0));
+                let u = synapse_update(s, rp, w0, pw0, ei, xj);
+                w1 = u.x;
+                w[at] = u.x;
+                pw[at] = u.y;
             }
             acc[ii] += w1 * xn;
         }
-        aux[blk.part_off + item * blk.cols + j] = part;
+        aux[blk.part_off + (r * blk.chunks + chunk) * blk.cols + j] = part;
     }
-    add_row_sums(lid, r, first, rows, acc);
+    row_tree(lid, rows, c1 - c0, acc);
+    if lid < rows {
+        aux[blk.row_part_off + (r * blk.tiles + tile) * blk.rows + first + lid] = lanes[lid * WG];
+    }
 }

@@ -23,12 +23,8 @@ fn neuron_step(
         aux[k.h_off + gid] = 0.0;
         return;
     }
-    let act = activate(k.activation, a);
-    let xi = x_in[gid];
-    let ci = aux[k.c_off + gid];
-    let pi = p[gid];
-    let dx = ci * (act.x - xi);
-    x_out[gid] = flush(xi + k.tau * (s.sign_state * dx));
-    aux[k.e_hat_off + gid] = ci * act.y * pi;
-    aux[k.h_off + gid] = pi * dx;
+    let u = neuron_update(s.sign_state, a, x_in[gid], aux[k.c_off + gid], p[gid]);
+    x_out[gid] = u.x;
+    aux[k.e_hat_off + gid] = u.y;
+    aux[k.h_off + gid] = u.z;
 }

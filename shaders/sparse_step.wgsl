@@ -24,13 +24,10 @@ fn sparse_step(
         let w0 = w[at];
         var w1 = w0;
         if k.learning != 0u {
-            let xj = x_value(r, j);
-            let pw0 = pw[at];
-            let dpw = -ei * xj - rp.r_w * w0;
-            let dw = -pw0 / rp.r;
-            w1 = flush(w0 + k.tau * (s.sign_state * dw));
-            w[at] = w1;
-            pw[at] = flush(pw0 + k.tau * (s.sign_costate * dpw - rp.theta * pw0));
+            let u = synapse_update(s, rp, w0, pw[at], ei, x_value(r, j));
+            w1 = u.x;
+            w[at] = u.x;
+            pw[at] = u.y;
         }
         acc += w1 * x_next(r, j);
     }

@@ -109,6 +109,8 @@ pub struct Row {
     pub backend: String,
     /// The backend's description (adapter, or the CPU's thread count).
     pub device: String,
+    /// The kernel family of each block of synapses ([`Engine::kernel_families`]).
+    pub kernels: String,
     /// Replicas.
     pub replicas: usize,
     /// Synapses per replica.
@@ -218,6 +220,7 @@ pub fn run_case(case: &Case, backend: Backend, seconds: f64, bandwidth_bytes_per
             Backend::Gpu => engine.backend_description(),
             _ => format!("cpu, {} threads", rayon::current_num_threads()),
         },
+        kernels: engine.kernel_families(),
         replicas: case.replicas,
         synapses,
         neurons,
@@ -245,7 +248,7 @@ pub fn si(v: f64) -> String {
     format!("{:.3} {unit}", v / scale)
 }
 
-/// The markdown table of `rows`.
+/// The markdown table of `rows`, then the kernel families each case ran in.
 pub fn table(rows: &[Row]) -> String {
     let mut s = String::from(
         "| case | backend | replicas x synapses | recorded | steps | synapse updates/s | neuron steps/s | steps/s | \
@@ -266,6 +269,10 @@ pub fn table(rows: &[Row]) -> String {
             r.bytes_per_step as f64 * r.steps_per_s / 1e9,
             100.0 * r.bandwidth_fraction
         ));
+    }
+    s.push_str("\nKernels per case:\n\n");
+    for r in rows {
+        s.push_str(&format!("- {} ({}): {}\n", r.case, r.backend, r.kernels));
     }
     s
 }

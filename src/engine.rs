@@ -253,13 +253,29 @@ impl Engine {
         }
     }
 
-    /// On the CPU, whether networks of one small dense block (the paper's net and its
-    /// replicas) run each block of steps replica by replica in one fused loop (the default)
-    /// or kernel by kernel; both compute the same bits. No effect on the GPU.
-    pub fn set_cpu_fused(&mut self, fused: bool) {
-        if let Exec::Cpu(cpu, _) = &mut self.exec {
-            cpu.fused = fused;
+    /// Whether networks small enough for the `population` kernel ([`Plan::population`]: the
+    /// paper's net and its replicas) run each block of steps in it, every replica's steps in
+    /// one loop (the default), or kernel by kernel, one dispatch list per step. On the CPU
+    /// both compute the same bits; on the GPU they agree to rounding (FMA contraction may
+    /// differ between the kernels).
+    ///
+    /// [`Plan::population`]: crate::plan::Plan::population
+    pub fn set_population(&mut self, on: bool) {
+        match &mut self.exec {
+            Exec::Cpu(cpu, _) => cpu.population = on,
+            Exec::Gpu(gpu) => gpu.population = on,
         }
+    }
+
+    /// The kernel family that runs each block of synapses, as `localprop info` and `bench`
+    /// print it: `population` for a whole small net, else `dense` (tiles of rows x columns)
+    /// per dense block and `sparse` (CSR rows) for the sparse block.
+    pub fn kernel_families(&self) -> String {
+        let plan = match &self.exec {
+            Exec::Cpu(cpu, _) => (cpu.population, &cpu.buffers.plan),
+            Exec::Gpu(gpu) => (gpu.population, gpu.plan()),
+        };
+        plan.1.describe(plan.0)
     }
 
     /// The current time `step * tau` (computed in f64).

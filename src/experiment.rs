@@ -41,14 +41,28 @@ pub const SUMMARY_FILE: &str = "summary.json";
 pub const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
 
 /// Checks an experiment file completely, data included, without running it; returns the
-/// experiment, its total steps and its replica count.
-pub fn check(path: &Path) -> Result<(Experiment, u64, usize)> {
+/// experiment, its total steps, its replica count and the kernel families of its network.
+pub fn check(path: &Path) -> Result<Checked> {
     let exp = Experiment::load(path)?;
     let file = path.display().to_string();
     let net = exp.network()?;
     let data = exp.load_data(&file, &net)?;
     let replicas = exp.replica_params(&net).map_err(|e| rekey(e, &file, "params"))?.len();
-    Ok((exp.clone(), exp.total_steps(data.as_ref()), replicas))
+    let kernels = crate::plan::Plan::new(&net, replicas, 0).0.describe(true);
+    Ok(Checked { steps: exp.total_steps(data.as_ref()), exp, replicas, kernels })
+}
+
+/// What [`check`] found in an experiment file.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// The experiment.
+    pub exp: Experiment,
+    /// Steps a run takes.
+    pub steps: u64,
+    /// Replicas.
+    pub replicas: usize,
+    /// The kernel family of each block of synapses ([`crate::plan::Plan::describe`]).
+    pub kernels: String,
 }
 
 /// Runs the experiment in the file at `path`.

@@ -35,6 +35,13 @@ pub const CHUNK_ROWS: u32 = 16;
 /// `sparse_back` folds its sums at the same boundaries).
 pub const SPARSE_CHUNK_ROWS: u32 = 16384;
 
+/// Columns of a dense block that one work item updates at most (a multiple of `WG`). A
+/// block of `rows x cols` runs as `ceil(rows / CHUNK_ROWS) x ceil(cols / TILE_COLS)` tiles,
+/// each thread of a tile's workgroup taking every `WG`-th column (up to eight). Each tile
+/// writes its rows' partial sums, which `dense_reduce` adds in tile order, as it adds the
+/// column partials in chunk order.
+pub const TILE_COLS: u32 = 8 * WORKGROUP_SIZE;
+
 /// Sizes, settings and buffer offsets shared by every kernel and every step (a uniform).
 ///
 /// The GPU packs its arrays into eight storage buffers so that the engine fits a device
@@ -97,8 +104,17 @@ pub struct KernelParams {
     pub masks_off: u32,
     /// Euler step `tau`.
     pub tau: f32,
+    /// `stream`: the block's step table for the `population` kernel: a header `(steps,
+    /// gather, 0, 0)`, then each step's [`StepUniform`], as 4 words.
+    pub steps_off: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+    /// Padding to 16 bytes.
+    pub _pad2: u32,
 }
-const _: () = assert!(size_of::<KernelParams>() == 96);
+const _: () = assert!(size_of::<KernelParams>() == 112);
 
 /// One block of synapses as its kernels read it (a uniform bound at a dynamic offset, one
 /// entry per block; see [`crate::network::DenseBlock`] and [`crate::network::SparseBlock`]).
@@ -120,11 +136,34 @@ pub struct BlockUniform {
     /// Row chunks: `ceil(rows / CHUNK_ROWS)` for dense blocks, `ceil(rows / SPARSE_CHUNK_ROWS)`
     /// for the sparse block (whose `cols` are all `n` neurons, from `col0 = 0`).
     pub chunks: u32,
-    /// Lanes of a row sum: the smallest power of two `>= min(cols, WG)` (dense blocks).
-    /// Lane `l` sums columns `l, l + WG, ...` in order, then a tree halves the lanes.
-    pub lanes: u32,
+    /// Column tiles of a dense block: `ceil(cols / TILE_COLS)` (0 for the sparse block).
+    pub tiles: u32,
+    /// Columns of every tile but the last: `min(cols, TILE_COLS)`, a multiple of `WG` when
+    /// there are several tiles (so lane `l` takes the columns `= l mod WG`, as the CPU's
+    /// vector lanes do). A row's sum over a tile runs in [`lanes`]`(tile width)` lanes (lane
+    /// `l` takes the tile's columns `l, l + WG, ...` in order), then a tree halves the lanes;
+    /// the tiles' sums are added in tile order.
+    pub tile_cols: u32,
+    /// `aux`: the block's per-tile row sums, `[replica][tile][rows]` (dense blocks).
+    pub row_part_off: u32,
+    /// Padding to 16 bytes.
+    pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
 }
-const _: () = assert!(size_of::<BlockUniform>() == 32);
+const _: () = assert!(size_of::<BlockUniform>() == 48);
+
+/// Lanes of a row sum over `cols` columns: the smallest power of two `>= min(cols, WG)`.
+pub const fn lanes(cols: u32) -> u32 {
+    let c = if cols < 1 {
+        1
+    } else if cols > WORKGROUP_SIZE {
+        WORKGROUP_SIZE
+    } else {
+        cols
+    };
+    c.next_power_of_two()
+}
 
 /// Per-replica parameters (a storage array indexed by replica).
 #[repr(C)]

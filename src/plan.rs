@@ -10,8 +10,8 @@
 //! | `dense_gather`, `sparse_gather` (first step only) | block | `w`, `x[n%2]`, inputs | `a` (adds) |
 //! | `neuron_step` | neuron | `a`, `x[n%2]`, `p`, `c` | `x[(n+1)%2]`, `e_hat`, `h`; zeroes `a` |
 //! | `record_step` (recorded steps) | replica | `h`, `x[n%2]`, `w`, `pw`, targets | trace row |
-//! | `dense_step` | dense block, chunk of rows | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, column partials, `a` (adds) |
-//! | `dense_reduce` | block, column | column partials | `b` (adds) |
+//! | `dense_step` | dense block, tile of rows x columns | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, column partials, row partials |
+//! | `dense_reduce` | block, column and row | column and row partials | `b`, `a` (adds) |
 //! | `sparse_back` (GPU; the CPU's `sparse_step` does it) | neuron | `w` (by source), `e_hat` | column partials of the sparse block |
 //! | `sparse_step` | target neuron | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, `a` (adds) |
 //! | `dense_reduce` | sparse block, column | column partials | `b` (adds) |
@@ -22,7 +22,7 @@
 //! the old value, only by the invocation that writes it. The sums `a` and `b` add the blocks in
 //! the order of this list, so both executors sum in the same order.
 
-use crate::layout::{BlockUniform, CHUNK_ROWS, KernelParams, SPARSE_CHUNK_ROWS, WORKGROUP_SIZE};
+use crate::layout::{BlockUniform, CHUNK_ROWS, KernelParams, SPARSE_CHUNK_ROWS, TILE_COLS, WORKGROUP_SIZE};
 
 /// The kernels, one name each across `shaders/`, the GPU host and `src/cpu/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -35,11 +35,14 @@ pub enum Kernel {
     NeuronStep,
     /// Per replica (one workgroup): loss, Lagrangian, Hamiltonian and outputs into the trace.
     RecordStep,
-    /// Per dense block and chunk of rows: the fused synapse pass (children's messages,
-    /// weight costates and weights, the next step's pre-activations).
+    /// Per dense block and tile of `CHUNK_ROWS x TILE_COLS`: the fused synapse pass
+    /// (children's messages, weight costates and weights, the next step's pre-activations),
+    /// into per-chunk column sums and per-tile row sums.
     DenseStep,
-    /// Per block and column: adds the chunks' partial column sums into `b` (dense blocks, and
-    /// the sparse block's chunks of rows).
+    /// Per block, column and row: adds the chunks' partial column sums into `b` (dense
+    /// blocks, and the sparse block's chunks of rows), and a dense block's tiles' row sums
+    /// into `a`, in chunk and tile order. (The CPU's `dense_step` adds the row sums itself,
+    /// in the same order.)
     DenseReduce,
     /// Per neuron: the children's messages over the sparse block's outgoing edges, summed per
     /// chunk of targets into the block's partial column sums (GPU only: the CPU's
@@ -50,11 +53,14 @@ pub enum Kernel {
     SparseStep,
     /// Per neuron: the scaled costate update from `b`.
     CostateStep,
+    /// Per replica of a small network ([`Plan::population`]): every step of a block, the
+    /// whole list above in one invocation.
+    Population,
 }
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: [Kernel; 9] = [
+    pub const ALL: [Kernel; 10] = [
         Kernel::DenseGather,
         Kernel::SparseGather,
         Kernel::NeuronStep,
@@ -64,6 +70,7 @@ impl Kernel {
         Kernel::SparseBack,
         Kernel::SparseStep,
         Kernel::CostateStep,
+        Kernel::Population,
     ];
 
     /// The kernel's stem: its shader file, entry point and CPU module.
@@ -78,6 +85,7 @@ impl Kernel {
             Kernel::SparseBack => "sparse_back",
             Kernel::SparseStep => "sparse_step",
             Kernel::CostateStep => "costate_step",
+            Kernel::Population => "population",
         }
     }
 }
@@ -110,6 +118,9 @@ pub struct Plan {
     pub blocks: Vec<BlockUniform>,
     /// Whether the last entry of `blocks` is the sparse block.
     pub sparse: bool,
+    /// Whether the network is small enough for the `population` kernel: one dense block of
+    /// at most `CHUNK_ROWS` rows and `WG` columns, and at most `WG` neurons.
+    pub population: bool,
 }
 
 impl Plan {
@@ -121,17 +132,24 @@ impl Plan {
         for b in net.dense_blocks() {
             let (rows, cols) = (b.rows.len() as u32, b.cols.len() as u32);
             let chunks = rows.div_ceil(CHUNK_ROWS);
+            let tile_cols = cols.clamp(1, TILE_COLS);
+            let tiles = cols.div_ceil(tile_cols).max(1);
+            let part_off = at as u32;
+            at += replicas * (chunks * cols) as usize;
             blocks.push(BlockUniform {
                 row0: b.rows.start as u32,
                 rows,
                 col0: b.cols.start as u32,
                 cols,
                 w_off: b.offset as u32,
-                part_off: at as u32,
+                part_off,
                 chunks,
-                lanes: cols.clamp(1, WORKGROUP_SIZE).next_power_of_two(),
+                tiles,
+                tile_cols,
+                row_part_off: at as u32,
+                ..BlockUniform::default()
             });
-            at += replicas * (chunks * cols) as usize;
+            at += replicas * (tiles * rows) as usize;
         }
         let sparse = net.sparse_block().inspect(|s| {
             let (rows, n) = ((net.n() - net.d()) as u32, net.n() as u32);
@@ -144,11 +162,42 @@ impl Plan {
                 w_off: s.offset as u32,
                 part_off: at as u32,
                 chunks,
-                lanes: 0,
+                ..BlockUniform::default()
             });
             at += replicas * (chunks * n) as usize;
         });
-        (Plan { blocks, sparse: sparse.is_some() }, at - part_off)
+        let population = sparse.is_none()
+            && blocks.len() == 1
+            && blocks[0].rows <= CHUNK_ROWS
+            && blocks[0].cols <= WORKGROUP_SIZE
+            && net.n() <= WORKGROUP_SIZE as usize;
+        (Plan { blocks, sparse: sparse.is_some(), population }, at - part_off)
+    }
+
+    /// The kernel family of each block, for `localprop info` and `bench`: `population` when
+    /// the network takes it (and `population` is on), else `dense R x C (chunks x tiles tiles
+    /// of rows x cols)` per dense block and `sparse R rows (CSR)` for the sparse block.
+    pub fn describe(&self, population: bool) -> String {
+        if population && self.population {
+            let b = &self.blocks[0];
+            return format!(
+                "population ({} x {} synapses; one invocation per replica runs a block of steps)",
+                b.rows, b.cols
+            );
+        }
+        let last = self.blocks.len().wrapping_sub(1);
+        let family = |(i, b): (usize, &BlockUniform)| {
+            if self.sparse && i == last {
+                format!("sparse {} rows (CSR)", b.rows)
+            } else {
+                let tile_rows = CHUNK_ROWS.min(b.rows);
+                format!(
+                    "dense {} x {} ({} x {} tiles of {tile_rows} x {})",
+                    b.rows, b.cols, b.chunks, b.tiles, b.tile_cols
+                )
+            }
+        };
+        self.blocks.iter().enumerate().map(family).collect::<Vec<_>>().join(", ")
     }
 
     /// The dispatches of one step; `gather` adds the gathers of the pre-activations first.
@@ -159,7 +208,8 @@ impl Plan {
             kernel,
             block,
             invocations: match kernel {
-                Kernel::DenseReduce => r * b.cols as u64,
+                Kernel::DenseReduce => r * (b.cols as u64 + if b.tiles > 0 { b.rows as u64 } else { 0 }),
+                Kernel::DenseStep => r * (b.chunks * b.tiles) as u64 * wg,
                 _ => r * b.chunks as u64 * wg,
             },
         };

@@ -154,11 +154,13 @@ fn cpu_kernels_give_the_same_bits_on_one_thread_and_on_many() {
     assert_eq!(t1, t4);
 }
 
-/// Dense (one block of 5 row chunks and more than 64 columns), layered (two blocks feeding
-/// the same rows), random sparse, and fully connected without self-loops (sparse).
+/// Dense (one block of 5 row chunks and more than 64 columns; one of two column tiles),
+/// layered (two blocks feeding the same rows), random sparse, and fully connected without
+/// self-loops (sparse).
 fn block_layouts() -> Vec<localprop::Network> {
     vec![
         NetworkSpec::fully_connected(3, 70, true).bias(true).outputs(vec![4, 40]).seed(1).build().unwrap(),
+        NetworkSpec::fully_connected(2, 540, true).bias(true).outputs(vec![4, 240]).seed(6).build().unwrap(),
         NetworkSpec::layered(&[5, 20, 3]).bias(true).seed(2).build().unwrap(),
         NetworkSpec::random_sparse(4, 60, 9, true).bias(true).outputs(vec![10, 50]).seed(3).build().unwrap(),
         NetworkSpec::fully_connected(2, 12, false).bias(true).seed(4).build().unwrap(),
@@ -261,7 +263,25 @@ fn every_block_layout_gives_the_same_bits_on_one_thread_and_on_many() {
 }
 
 #[test]
-fn fused_small_net_path_gives_the_kernel_path_bits() {
+fn kernel_family_follows_the_shape() {
+    let family = |spec: NetworkSpec| Engine::new(spec.build().unwrap(), Params::default()).unwrap().kernel_families();
+    assert!(family(NetworkSpec::fully_connected(1, 5, true).bias(true)).starts_with("population"));
+    // More than 16 rows: dense, with one tile of columns, then two.
+    assert_eq!(family(NetworkSpec::fully_connected(1, 20, true).bias(true)), "dense 20 x 22 (2 x 1 tiles of 16 x 22)");
+    assert_eq!(
+        family(NetworkSpec::fully_connected(0, 600, true).bias(true)),
+        "dense 600 x 601 (38 x 2 tiles of 16 x 512)"
+    );
+    let layered = family(NetworkSpec::layered(&[4, 30, 2]).bias(true));
+    assert_eq!(layered.matches("dense").count(), 3, "{layered}");
+    assert_eq!(family(NetworkSpec::random_sparse(2, 50, 4, true).bias(true)), "sparse 50 rows (CSR)");
+    let mut e = Engine::new(NetworkSpec::fully_connected(1, 5, true).build().unwrap(), Params::default()).unwrap();
+    e.set_population(false);
+    assert!(e.kernel_families().starts_with("dense 5 x 6"), "{}", e.kernel_families());
+}
+
+#[test]
+fn population_kernel_gives_the_kernel_path_bits() {
     // 13 replicas: one structure-of-arrays group of 8 and 5 alone; each with its own
     // parameters, learning on and off, from the initial state and after a set state.
     for learning in [true, false] {
@@ -279,7 +299,7 @@ fn fused_small_net_path_gives_the_kernel_path_bits() {
         };
         let run = |fused: bool| {
             let mut e = Engine::with_replicas(net.clone(), params.clone()).unwrap();
-            e.set_cpu_fused(fused);
+            e.set_population(fused);
             e.set_record_every(3).unwrap();
             e.set_block_steps(100).unwrap();
             let t1 = e.run(250, &mut streams()).unwrap();

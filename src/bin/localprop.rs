@@ -82,8 +82,12 @@ enum Command {
         /// The experiment file.
         experiment: PathBuf,
     },
-    /// List the GPU adapters, their backend and main limits, and the one `auto` picks.
-    Info,
+    /// List the GPU adapters, their backend and main limits, and the one `auto` picks; with an
+    /// experiment file, also the kernel family each block of its network runs in.
+    Info {
+        /// An experiment file.
+        experiment: Option<PathBuf>,
+    },
     /// Time the step on the benchmark cases and print synapse updates/s against the copy
     /// bandwidth measured in the same run (BENCHMARKS.md).
     Bench {
@@ -125,7 +129,7 @@ fn main() -> ExitCode {
 fn dispatch(command: Command) -> localprop::Result<()> {
     match command {
         Command::Run { experiment, backend, out, steps, seed, quiet, force } => {
-            let (exp, _, _) = experiment::check(&experiment)?;
+            let exp = experiment::check(&experiment)?.exp;
             let name = if exp.name.is_empty() {
                 experiment.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned())
             } else {
@@ -148,15 +152,21 @@ fn dispatch(command: Command) -> localprop::Result<()> {
             report(&summary, &opts.out);
         }
         Command::Check { experiment } => {
-            let (exp, steps, replicas) = experiment::check(&experiment)?;
+            let experiment::Checked { exp, steps, replicas, kernels } = experiment::check(&experiment)?;
             println!(
                 "{}: ok ({}, {steps} steps, {replicas} replica{})",
                 experiment.display(),
                 if exp.name.is_empty() { "unnamed" } else { &exp.name },
                 if replicas == 1 { "" } else { "s" }
             );
+            println!("kernels: {kernels}");
         }
-        Command::Info => info(),
+        Command::Info { experiment } => {
+            info();
+            if let Some(path) = experiment {
+                println!("{}: kernels: {}", path.display(), experiment::check(&path)?.kernels);
+            }
+        }
         Command::BpLimit { out } => bp_limit::run(&out)?,
         Command::Bench { backend, quick, cases, seconds, json } => bench(backend.into(), quick, &cases, seconds, json)?,
     }

@@ -4,7 +4,8 @@ use super::Buffers;
 use crate::layout::BlockUniform;
 
 /// Per dense block, per replica and column `j`: `b_j += sum_c part[c][j]`, the chunks'
-/// partial column sums added in chunk order.
+/// partial column sums added in chunk order. (The GPU's `dense_reduce` also adds each row's
+/// tile sums into `a`; the CPU's [`super::dense_step`] adds them itself, in the same order.)
 pub fn dense_reduce(b: &mut Buffers, blk: &BlockUniform) {
     let n = b.params.n as usize;
     let (cols, chunks) = (blk.cols as usize, blk.chunks as usize);

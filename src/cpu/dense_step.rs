@@ -1,7 +1,7 @@
 //! CPU twin of `shaders/dense_step.wgsl`.
 
 use super::{Buffers, DenseItem, dense_items, for_items, lane_sum};
-use crate::layout::{BlockUniform, ReplicaParams, StepUniform, WORKGROUP_SIZE};
+use crate::layout::{BlockUniform, ReplicaParams, StepUniform, WORKGROUP_SIZE, lanes};
 
 const WG: usize = WORKGROUP_SIZE as usize;
 
@@ -9,12 +9,14 @@ const WG: usize = WORKGROUP_SIZE as usize;
 /// one pass over the synapses. For each synapse `j -> i`, from its step-`n` `w` and `pw`:
 /// the chunk's partial column sum `part_j += w_ij e_hat_i` (rows in order), the updates
 /// `pw <- pw + tau (s' (-e_hat_i x_j - r_w w) - theta pw)` and `w <- w + tau s (-pw / r)`
-/// (when learning), and the next step's pre-activation `a_i += sum_j w_ij' x_j'`, summed in
-/// `WG` lanes (lane `l` takes columns `l, l + WG, ...` in order) and then a tree over the lanes.
+/// (when learning), and the next step's pre-activation `a_i += sum_j w_ij' x_j'`, summed per
+/// tile of `tile_cols` columns in `WG` lanes (lane `l` takes the tile's columns `l, l + WG, ...`
+/// in order) and a tree over the lanes, the tiles' sums then added in tile order.
 ///
-/// The GPU runs the same sums in the same order (thread `l` of the workgroup is lane `l`);
-/// the loop nest differs (rows outside, columns inside, so that the inner loop runs over
-/// contiguous memory and vectorises), which changes no value.
+/// The GPU runs the same sums in the same order (thread `l` of a tile's workgroup is lane
+/// `l`; `dense_reduce` adds the tiles' row sums); the loop nest differs (rows outside, columns
+/// inside, so that the inner loop runs over contiguous memory and vectorises, and each row's
+/// tiles in turn), which changes no value.
 pub fn dense_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUniform) {
     let learning = b.params.learning != 0;
     let tau = b.params.tau;
@@ -30,17 +32,18 @@ pub fn dense_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnifo
         for ii in 0..rows {
             let ei = e_hat[ii];
             let (w, pw) = (&mut w[ii * cols..(ii + 1) * cols], &mut pw[ii * cols..(ii + 1) * cols]);
-            a[ii] += row_sum(learning, w, pw, xj, xn, part, ei, tau, s, rp, blk.lanes as usize);
+            a[ii] += tiled_row_sum(learning, w, pw, xj, xn, part, ei, tau, s, rp, blk.tile_cols as usize);
         }
     });
 }
 
-/// One row of a chunk ([`row_pass`]), summed over its `lanes` lanes: the row's contribution
-/// to the next pre-activation. Rows of at most 8 columns (the paper's net) keep 8 lanes: lane
-/// `l` is column `l` either way, and the tree over 8 lanes is the tree over `lanes <= 8`.
+/// One row of a chunk, tile by tile: each tile of `tile_cols` columns in its lanes
+/// ([`row_pass`]: `WG` lanes, or 8 for tiles of at most 8 columns such as the paper's net's
+/// rows, where lane `l` is column `l` either way) and their tree, the tiles' sums added in
+/// tile order from 0 (what `dense_reduce` adds into `a` on the GPU).
 #[expect(clippy::too_many_arguments, reason = "the row's buffers and scalars, inlined into the pass")]
 #[inline(always)]
-pub(crate) fn row_sum(
+pub(crate) fn tiled_row_sum(
     learning: bool,
     w: &mut [f32],
     pw: &mut [f32],
@@ -51,18 +54,25 @@ pub(crate) fn row_sum(
     tau: f32,
     s: &StepUniform,
     rp: ReplicaParams,
-    lanes: usize,
+    tile_cols: usize,
 ) -> f32 {
-    match (learning, w.len() <= 8) {
-        (true, true) => lane_sum(row_pass::<true, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
-        (false, true) => lane_sum(row_pass::<false, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
-        (true, false) => lane_sum(row_pass::<true, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
-        (false, false) => lane_sum(row_pass::<false, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+    let tc = tile_cols.max(1);
+    let tiles = w.chunks_mut(tc).zip(pw.chunks_mut(tc)).zip(xj.chunks(tc).zip(xn.chunks(tc))).zip(part.chunks_mut(tc));
+    let mut sum = 0.0f32;
+    for (((w, pw), (xj, xn)), part) in tiles {
+        let lanes = lanes(w.len() as u32) as usize;
+        sum += match (learning, w.len() <= 8) {
+            (true, true) => lane_sum(row_pass::<true, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+            (false, true) => lane_sum(row_pass::<false, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+            (true, false) => lane_sum(row_pass::<true, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+            (false, false) => lane_sum(row_pass::<false, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+        };
     }
+    sum
 }
 
-/// One row of a chunk: returns the `L` lanes of the row's next pre-activation (`L = WG`, or
-/// 8 for rows of at most 8 columns).
+/// One tile of a row: returns the `L` lanes of its next pre-activation (`L = WG`, or 8 for
+/// tiles of at most 8 columns).
 #[expect(clippy::too_many_arguments, reason = "the row's buffers and scalars, inlined into the pass")]
 #[inline(always)]
 fn row_pass<const LEARN: bool, const L: usize>(

@@ -22,6 +22,7 @@ pub use dense_gather::dense_gather;
 pub use dense_reduce::dense_reduce;
 pub use dense_step::dense_step;
 pub use neuron_step::neuron_step;
+pub use population::population;
 pub use record_step::record_step;
 pub use sparse_gather::sparse_gather;
 pub use sparse_step::sparse_step;
@@ -130,8 +131,14 @@ pub const PARALLEL_FROM: usize = 1 << 14;
 
 /// The tree over the first `lanes` lanes (`lanes` a power of two): lane `l` adds lane
 /// `l + stride` for `stride = lanes / 2, ..., 1`, as the GPU's workgroup reduction does.
+/// When all `L` lanes are used (every full tile of a dense row), each level's bounds are
+/// constants, so the levels vectorise; the additions are the same.
 #[inline]
 pub(crate) fn lane_sum<const L: usize>(mut acc: [f32; L], lanes: usize) -> f32 {
+    if lanes == L {
+        full_tree(&mut acc);
+        return acc[0];
+    }
     let mut stride = lanes / 2;
     while stride > 0 {
         for l in 0..stride {
@@ -140,6 +147,22 @@ pub(crate) fn lane_sum<const L: usize>(mut acc: [f32; L], lanes: usize) -> f32 {
         stride /= 2;
     }
     acc[0]
+}
+
+/// The tree over all `L <= WG` lanes, level by level with constant bounds.
+#[inline(always)]
+fn full_tree<const L: usize>(acc: &mut [f32; L]) {
+    const { assert!(L.is_power_of_two() && L <= 64) };
+    macro_rules! level {
+        ($($stride:literal)*) => {$(
+            if L > $stride {
+                for l in 0..$stride {
+                    acc[l] += acc[l + $stride];
+                }
+            }
+        )*};
+    }
+    level!(32 16 8 4 2 1);
 }
 
 /// Runs `f(gid, old) -> new` over every index of `N` equally long per-neuron arrays, in
@@ -315,15 +338,15 @@ pub struct CpuExecutor {
     pub step: u64,
     /// Whether the next step must first gather the pre-activations (a new or replaced state).
     pub gather: bool,
-    /// Whether small nets take the fused population path (on by default; off runs them
-    /// kernel by kernel, with the same results).
-    pub fused: bool,
+    /// Whether small nets ([`Plan::population`]) take the fused `population` path (on by
+    /// default; off runs them kernel by kernel, with the same results).
+    pub population: bool,
 }
 
 impl CpuExecutor {
     /// An executor over the given buffers, at step `step`.
     pub fn new(buffers: Buffers, step: u64) -> Self {
-        CpuExecutor { buffers, step, gather: true, fused: true }
+        CpuExecutor { buffers, step, gather: true, population: true }
     }
 
     /// Runs every step of `block` and returns its trace rows.
@@ -335,8 +358,8 @@ impl CpuExecutor {
         b.masks.clone_from(&block.masks);
         b.trace.clear();
         b.trace.resize(block.records * (k.replicas * k.trace_width) as usize, 0.0);
-        if self.fused && population::fits(b) {
-            population::run_block(b, block, self.step, self.gather);
+        if self.population && b.plan.population {
+            population(b, block, self.step, self.gather);
             self.step += block.steps.len() as u64;
             self.gather &= block.steps.is_empty();
             return std::mem::take(&mut b.trace);
@@ -365,6 +388,8 @@ impl CpuExecutor {
                     Kernel::SparseBack => {}
                     Kernel::SparseStep => sparse_step(b, s, src, blk),
                     Kernel::CostateStep => costate_step(b, s, src),
+                    // Runs per block, above; never in a step's list.
+                    Kernel::Population => unreachable!("population is not a per-step kernel"),
                 }
             }
             self.gather = false;

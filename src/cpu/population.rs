@@ -16,12 +16,12 @@
 use rayon::prelude::*;
 
 use super::costate_step::costate_update;
-use super::dense_step::row_sum;
+use super::dense_step::tiled_row_sum;
 use super::neuron_step::neuron_update;
 use super::record_step::record_replica;
 use super::{Buffers, PARALLEL_FROM, flush, lane_sum};
 use crate::block::Block;
-use crate::layout::{BlockUniform, CHUNK_ROWS, KernelParams, NO_RECORD, ReplicaParams, TRACE_FIXED, WORKGROUP_SIZE};
+use crate::layout::{BlockUniform, KernelParams, NO_RECORD, ReplicaParams, TRACE_FIXED, WORKGROUP_SIZE, lanes};
 use crate::network::NOT_OUTPUT;
 
 const WG: usize = WORKGROUP_SIZE as usize;
@@ -31,16 +31,6 @@ pub const LANES: usize = 8;
 
 /// One value of each replica of a group.
 type V = [f32; LANES];
-
-/// Whether the network of `b` takes the fused path.
-pub(crate) fn fits(b: &Buffers) -> bool {
-    let p = &b.plan;
-    !p.sparse
-        && p.blocks.len() == 1
-        && p.blocks[0].rows <= CHUNK_ROWS
-        && p.blocks[0].cols <= WORKGROUP_SIZE
-        && b.params.n <= WORKGROUP_SIZE
-}
 
 /// The slices of up to [`LANES`] consecutive replicas, from replica `r0`.
 struct Group<'a> {
@@ -89,7 +79,7 @@ impl Shared<'_> {
 
 /// Runs every step of `block` from step `first` (`gather`: the first step gathers the
 /// pre-activations) and writes the trace rows into `b.trace`.
-pub(crate) fn run_block(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
+pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
     let k = b.params;
     let (n, ne, width, reps) = (k.n as usize, k.n_edges as usize, k.trace_width as usize, k.replicas as usize);
     let blk = b.plan.blocks[0];
@@ -176,8 +166,8 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
     let (k, blk) = (&sh.k, &sh.blk);
     let (n, ne, d, n_out, width) =
         (k.n as usize, k.n_edges as usize, k.d as usize, k.n_out as usize, k.trace_width as usize);
-    let (cols, rows, row0, col0, lanes) =
-        (blk.cols as usize, blk.rows as usize, blk.row0 as usize, blk.col0 as usize, blk.lanes as usize);
+    let (cols, rows, row0, col0) = (blk.cols as usize, blk.rows as usize, blk.row0 as usize, blk.col0 as usize);
+    let lanes = lanes(blk.cols) as usize;
     let r = g.r0 + m;
     let rp = sh.replica[r];
     let [xa, xb] = &mut g.x;
@@ -205,7 +195,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
                 for j in 0..cols {
                     acc[j] += w[ii * cols + j] * value(s.row, x_in, col0 + j);
                 }
-                a[row0 + ii] += lane_sum(acc, lanes);
+                a[row0 + ii] += 0.0 + lane_sum(acc, lanes);
             }
         }
         // neuron_step
@@ -241,8 +231,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
             let ei = e_hat[row0 + ii];
             let (w, pw) = (&mut w[ii * cols..(ii + 1) * cols], &mut pw[ii * cols..(ii + 1) * cols]);
             let (xj, xv) = (&xs[..cols], &xn[..cols]);
-            let sum = row_sum(k.learning != 0, w, pw, xj, xv, part, ei, k.tau, s, rp, lanes);
-            a[row0 + ii] += sum;
+            a[row0 + ii] += tiled_row_sum(k.learning != 0, w, pw, xj, xv, part, ei, k.tau, s, rp, cols);
         }
         // dense_reduce (one chunk)
         for j in 0..cols {
@@ -329,8 +318,8 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
     let (k, blk) = (&sh.k, &sh.blk);
     let (n, ne, d, n_out, width) =
         (k.n as usize, k.n_edges as usize, k.d as usize, k.n_out as usize, k.trace_width as usize);
-    let (cols, rows, row0, col0, lanes) =
-        (blk.cols as usize, blk.rows as usize, blk.row0 as usize, blk.col0 as usize, blk.lanes as usize);
+    let (cols, rows, row0, col0) = (blk.cols as usize, blk.rows as usize, blk.row0 as usize, blk.col0 as usize);
+    let lanes = lanes(blk.cols) as usize;
     let r0 = g.r0;
     // Gather the group's state into structure-of-arrays form.
     let soa = |v: &[f32], len: usize| -> Vec<V> { (0..len).map(|i| std::array::from_fn(|m| v[m * len + i])).collect() };
@@ -370,7 +359,7 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
                 }
                 let sum = lane_sum_v(&mut acc, lanes);
                 for m in 0..LANES {
-                    a[row0 + ii][m] += sum[m];
+                    a[row0 + ii][m] += 0.0 + sum[m];
                 }
             }
         }
@@ -455,7 +444,7 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
             }
             let sum = lane_sum_v(&mut acc, lanes);
             for m in 0..LANES {
-                a[row0 + ii][m] += sum[m];
+                a[row0 + ii][m] += 0.0 + sum[m];
             }
         }
         // dense_reduce (one chunk)

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::context::GpuContext;
-use super::kernels::kernel_source;
+use super::kernels::{PopulationShape, kernel_source_for};
 use crate::block::Block;
 use crate::cpu::Buffers;
 use crate::error::{Error, Result};
@@ -70,6 +70,13 @@ pub struct GpuExecutor {
     pub step: u64,
     /// Whether the next step must first gather the pre-activations (a new or replaced state).
     pub gather: bool,
+    /// Whether a small network ([`Plan::population`]) runs its blocks in the `population`
+    /// kernel (the default) rather than kernel by kernel.
+    pub population: bool,
+    /// Steps per `population` dispatch: the whole block on a GPU; on a CPU adapter
+    /// (llvmpipe, lavapipe), few enough that an invocation stays under the 65,535 loop
+    /// iterations after which those drivers end it.
+    population_steps: usize,
     plan: Plan,
 }
 
@@ -122,10 +129,14 @@ fn packing(b: &Buffers, capacity: usize) -> Packing {
     let mut plan = b.plan.clone();
     for blk in &mut plan.blocks {
         blk.part_off += part_off;
+        if blk.tiles > 0 {
+            blk.row_part_off += part_off;
+        }
     }
     k.targets_off = ((capacity + 1) * r * k.d as usize) as u32;
     k.masks_off = k.targets_off + (capacity * r * n_out) as u32;
-    let stream_len = k.masks_off as usize + capacity * r * n_out;
+    k.steps_off = k.masks_off + (capacity * r * n_out) as u32;
+    let stream_len = k.steps_off as usize + 4 * (capacity + 1);
     Packing { params: k, plan, graph_len, aux_len, stream_len }
 }
 
@@ -197,8 +208,9 @@ impl GpuExecutor {
                 });
             }
         }
-        let stride = (limits.min_uniform_buffer_offset_alignment as u64).max(size_of::<StepUniform>() as u64);
-        let block_stride = (limits.min_uniform_buffer_offset_alignment as u64).max(size_of::<BlockUniform>() as u64);
+        let align = limits.min_uniform_buffer_offset_alignment as u64;
+        let stride = (size_of::<StepUniform>() as u64).next_multiple_of(align);
+        let block_stride = (size_of::<BlockUniform>() as u64).next_multiple_of(align);
 
         let device = &ctx.device;
         let buffers = ctx.checked("buffer allocation", || {
@@ -259,11 +271,12 @@ impl GpuExecutor {
             immediate_size: 0,
         });
         let mut pipelines = Vec::new();
-        for kernel in Kernel::ALL {
+        let shape = PopulationShape::new(&k, &pk.plan, &b.outputs, &b.out_slot);
+        for kernel in Kernel::ALL.into_iter().filter(|&kernel| kernel != Kernel::Population || pk.plan.population) {
             let pipeline = ctx.checked(kernel.name(), || {
                 let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(kernel.name()),
-                    source: wgpu::ShaderSource::Wgsl(kernel_source(kernel).into()),
+                    source: wgpu::ShaderSource::Wgsl(kernel_source_for(kernel, &shape).into()),
                 });
                 device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                     label: Some(kernel.name()),
@@ -349,6 +362,8 @@ impl GpuExecutor {
             next_slot: 0,
             step,
             gather: true,
+            population: true,
+            population_steps: population_steps(&ctx, &shape),
             plan: pk.plan,
             block_stride,
             ctx,
@@ -367,6 +382,11 @@ impl GpuExecutor {
         &self.ctx
     }
 
+    /// The blocks of synapses and the kernel family they run in.
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
     /// Steps per block this executor was built for.
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -379,22 +399,78 @@ impl GpuExecutor {
 
     /// Uploads a block's streams and per-step scalars through the queue (they take effect
     /// before the next submission, after every earlier one) and records its steps into
-    /// `encoder`: one compute pass, the step's dispatch list per step. Copies the trace rows
+    /// `encoder`: one compute pass, with one `population` dispatch for a small network, else
+    /// the step's dispatch list per step. Copies the trace rows
     /// to `trace_to` when given.
     pub fn encode_block(&mut self, encoder: &mut wgpu::CommandEncoder, block: &Block, trace_to: Option<&wgpu::Buffer>) {
         let k = self.params;
-        let queue = &self.ctx.queue;
+        {
+            let (queue, g) = (&self.ctx.queue, &self.buffers);
+            write_f32(queue, &g.stream, 0, &block.inputs);
+            write_f32(queue, &g.stream, k.targets_off as u64 * 4, &block.targets);
+            write_f32(queue, &g.stream, k.masks_off as u64 * 4, &block.masks);
+            let mut steps = vec![0u8; self.stride as usize * block.steps.len()];
+            for (chunk, s) in steps.chunks_exact_mut(self.stride as usize).zip(&block.steps) {
+                chunk[..size_of::<StepUniform>()].copy_from_slice(bytemuck::bytes_of(s));
+            }
+            if !steps.is_empty() {
+                queue.write_buffer(&g.steps, 0, &steps);
+            }
+        }
+        if self.population && self.plan.population {
+            self.encode_population(encoder, block);
+        } else {
+            self.encode_steps(encoder, block);
+        }
         let g = &self.buffers;
-        write_f32(queue, &g.stream, 0, &block.inputs);
-        write_f32(queue, &g.stream, k.targets_off as u64 * 4, &block.targets);
-        write_f32(queue, &g.stream, k.masks_off as u64 * 4, &block.masks);
-        let mut steps = vec![0u8; self.stride as usize * block.steps.len()];
-        for (chunk, s) in steps.chunks_exact_mut(self.stride as usize).zip(&block.steps) {
-            chunk[..size_of::<StepUniform>()].copy_from_slice(bytemuck::bytes_of(s));
+        if let Some(staging) = trace_to
+            && block.records > 0
+        {
+            let bytes = (block.records * (k.replicas * k.trace_width) as usize * 4) as u64;
+            encoder.copy_buffer_to_buffer(&g.aux, k.trace_off as u64 * 4, staging, 0, bytes);
         }
-        if !steps.is_empty() {
-            queue.write_buffer(&g.steps, 0, &steps);
+    }
+
+    /// A block in the `population` kernel: its step table into `stream`, one dispatch (or,
+    /// on a CPU adapter, one per [`GpuExecutor::population_steps`] steps).
+    fn encode_population(&mut self, encoder: &mut wgpu::CommandEncoder, block: &Block) {
+        let k = self.params;
+        let len = block.steps.len() as u64;
+        let per = self.population_steps.max(1) as u64;
+        let mut table: Vec<u32> = vec![len as u32, u32::from(self.gather), per.min(u32::MAX as u64) as u32, 0];
+        for s in &block.steps {
+            table.extend([s.row, s.record_row, s.sign_state.to_bits(), s.sign_costate.to_bits()]);
         }
+        self.ctx.queue.write_buffer(&self.buffers.stream, k.steps_off as u64 * 4, bytemuck::cast_slice(&table));
+        if len == 0 {
+            return;
+        }
+        encoder.push_debug_group(&format!("localprop population steps {}..{}", self.step, self.step + len));
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("localprop population"),
+                timestamp_writes: None,
+            });
+            let mut first = 0;
+            while first < len {
+                let steps = per.min(len - first);
+                // x_out is the buffer of the dispatch's last step, x[(step + steps) % 2].
+                pass.set_bind_group(1, &self.pingpong[((self.step + steps + 1) % 2) as usize], &[]);
+                pass.set_bind_group(0, &self.group0, &[(first * self.stride) as u32, 0]);
+                let d = Dispatch { kernel: Kernel::Population, block: 0, invocations: k.replicas as u64 };
+                self.dispatch(&mut pass, d);
+                self.step += steps;
+                first += steps;
+            }
+        }
+        encoder.pop_debug_group();
+        self.gather = false;
+    }
+
+    /// A block kernel by kernel: the step's dispatch list per step, in one compute pass.
+    fn encode_steps(&mut self, encoder: &mut wgpu::CommandEncoder, block: &Block) {
+        let k = self.params;
+        let g = &self.buffers;
         if self.gather && !block.steps.is_empty() {
             let bytes = (k.replicas * k.n) as u64 * 4;
             encoder.clear_buffer(&g.aux, k.a_off as u64 * 4, Some(bytes));
@@ -419,12 +495,6 @@ impl GpuExecutor {
             }
         }
         encoder.pop_debug_group();
-        if let Some(staging) = trace_to
-            && block.records > 0
-        {
-            let bytes = (block.records * (k.replicas * k.trace_width) as usize * 4) as u64;
-            encoder.copy_buffer_to_buffer(&g.aux, k.trace_off as u64 * 4, staging, 0, bytes);
-        }
     }
 
     fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, d: Dispatch) {
@@ -583,6 +653,17 @@ impl GpuExecutor {
         write_f32(queue, &g.pw, 0, pw);
         self.gather = true;
     }
+}
+
+/// Steps per `population` dispatch on `ctx` (see [`GpuExecutor::population_steps`]). On a
+/// CPU adapter: 65,535 loop iterations over twice the kernel's iterations per step.
+fn population_steps(ctx: &GpuContext, shape: &PopulationShape) -> usize {
+    let cpu = ctx.adapter.as_ref().is_some_and(|a| a.device_type == wgpu::DeviceType::Cpu);
+    if !cpu {
+        return usize::MAX;
+    }
+    const LOOP_LIMIT: usize = 65_535;
+    (LOOP_LIMIT / (2 * shape.loop_iterations())).max(1)
 }
 
 fn write_f32(queue: &wgpu::Queue, buffer: &wgpu::Buffer, offset: u64, data: &[f32]) {
