@@ -29,9 +29,9 @@ struct KernelParams {
     masks_off: u32,
     tau: f32,
     steps_off: u32,
+    wide_off: u32,
+    n_wide: u32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
 // Mirrors layout::BlockUniform; bound at a dynamic offset, one entry per block of synapses.

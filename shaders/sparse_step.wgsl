@@ -1,4 +1,5 @@
-// Per target neuron i of the sparse block and replica, over its incoming edges in order:
+// Per target neuron i of the sparse block and replica with fan-in below WIDE_FAN_IN (wider
+// rows are sparse_wide_step's), over its incoming edges in order:
 // pw <- pw + tau (s' (-e_hat_i x_j - r_w w) - theta pw) and w <- w + tau s (-pw / r) (when
 // learning) from the step-n values, and the next pre-activation a_i += sum_j w_ij' x_j'.
 // CPU twin: src/cpu/sparse_step.rs.
@@ -15,10 +16,15 @@ fn sparse_step(
     }
     let r = gid / blk.rows;
     let i = blk.row0 + gid % blk.rows;
+    let lo = graph[k.row_ptr_off + i];
+    let hi = graph[k.row_ptr_off + i + 1u];
+    if hi - lo >= WIDE_FAN_IN {
+        return; // sparse_wide_step's
+    }
     let ei = aux[k.e_hat_off + r * k.n + i];
     let rp = replica_params(r);
     var acc = 0.0;
-    for (var e = graph[k.row_ptr_off + i]; e < graph[k.row_ptr_off + i + 1u]; e++) {
+    for (var e = lo; e < hi; e++) {
         let j = graph[k.edge_src_off + e];
         let at = r * k.n_edges + blk.w_off + e;
         let w0 = w[at];

@@ -35,6 +35,13 @@ pub const CHUNK_ROWS: u32 = 16;
 /// `sparse_back` folds its sums at the same boundaries).
 pub const SPARSE_CHUNK_ROWS: u32 = 16384;
 
+/// Fan-in from which a row of the sparse block is wide: the GPU updates it with a workgroup
+/// (`sparse_wide_step`; lane `l` takes the row's edges `l, l + WG, ...` in order, then a tree
+/// over the `WG` lanes), and every path sums its pre-activation in those lanes; narrower
+/// rows are one invocation each, summed in edge order. Injected into the WGSL as
+/// `const WIDE_FAN_IN`.
+pub const WIDE_FAN_IN: u32 = 2 * WORKGROUP_SIZE;
+
 /// Columns of a dense block that one work item updates at most (a multiple of `WG`). A
 /// block of `rows x cols` runs as `ceil(rows / CHUNK_ROWS) x ceil(cols / TILE_COLS)` tiles,
 /// each thread of a tile's workgroup taking every `WG`-th column (up to eight). Each tile
@@ -107,12 +114,12 @@ pub struct KernelParams {
     /// `stream`: the block's step table for the `population` kernel: a header `(steps,
     /// gather, 0, 0)`, then each step's [`StepUniform`], as 4 words.
     pub steps_off: u32,
+    /// `graph`: the sparse block's wide rows ([`WIDE_FAN_IN`]), ascending.
+    pub wide_off: u32,
+    /// Wide rows of the sparse block.
+    pub n_wide: u32,
     /// Padding to 16 bytes.
     pub _pad0: u32,
-    /// Padding to 16 bytes.
-    pub _pad1: u32,
-    /// Padding to 16 bytes.
-    pub _pad2: u32,
 }
 const _: () = assert!(size_of::<KernelParams>() == 112);
 

@@ -13,7 +13,8 @@
 //! | `dense_step` | dense block, tile of rows x columns | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, column partials, row partials |
 //! | `dense_reduce` | block, column and row | column and row partials | `b`, `a` (adds) |
 //! | `sparse_back` (GPU; the CPU's `sparse_step` does it) | neuron | `w` (by source), `e_hat` | column partials of the sparse block |
-//! | `sparse_step` | target neuron | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, `a` (adds) |
+//! | `sparse_step` | target neuron (fan-in below `WIDE_FAN_IN`) | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, `a` (adds) |
+//! | `sparse_wide_step` (GPU; the CPU's `sparse_step` does it) | wide row, one workgroup | `w`, `pw`, `e_hat`, both `x` | `w`, `pw`, `a` (adds) |
 //! | `dense_reduce` | sparse block, column | column partials | `b` (adds) |
 //! | `costate_step` | neuron | `b`, `p`, `x[n%2]`, targets | `p`; zeroes `b` |
 //!
@@ -22,7 +23,14 @@
 //! the old value, only by the invocation that writes it. The sums `a` and `b` add the blocks in
 //! the order of this list, so both executors sum in the same order.
 
-use crate::layout::{BlockUniform, CHUNK_ROWS, KernelParams, SPARSE_CHUNK_ROWS, TILE_COLS, WORKGROUP_SIZE};
+use crate::layout::{
+    BlockUniform, CHUNK_ROWS, KernelParams, SPARSE_CHUNK_ROWS, TILE_COLS, WIDE_FAN_IN, WORKGROUP_SIZE,
+};
+
+/// The rows of a CSR block with at least [`WIDE_FAN_IN`] entries, ascending.
+pub fn wide_rows(row_ptr: &[u32]) -> impl Iterator<Item = u32> + '_ {
+    row_ptr.windows(2).enumerate().filter(|(_, p)| p[1] - p[0] >= WIDE_FAN_IN).map(|(i, _)| i as u32)
+}
 
 /// The kernels, one name each across `shaders/`, the GPU host and `src/cpu/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -48,9 +56,12 @@ pub enum Kernel {
     /// chunk of targets into the block's partial column sums (GPU only: the CPU's
     /// `sparse_step` computes them in its pass).
     SparseBack,
-    /// Per target neuron of the sparse block: weight costates, weights, the next step's
-    /// pre-activation.
+    /// Per target neuron of the sparse block narrower than `WIDE_FAN_IN`: weight costates,
+    /// weights, the next step's pre-activation.
     SparseStep,
+    /// Per wide row of the sparse block (one workgroup): the same, the row's edges over the
+    /// workgroup's lanes (GPU only: the CPU's `sparse_step` sums wide rows in these lanes).
+    SparseWideStep,
     /// Per neuron: the scaled costate update from `b`.
     CostateStep,
     /// Per replica of a small network ([`Plan::population`]): every step of a block, the
@@ -60,7 +71,7 @@ pub enum Kernel {
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: [Kernel; 10] = [
+    pub const ALL: [Kernel; 11] = [
         Kernel::DenseGather,
         Kernel::SparseGather,
         Kernel::NeuronStep,
@@ -69,6 +80,7 @@ impl Kernel {
         Kernel::DenseReduce,
         Kernel::SparseBack,
         Kernel::SparseStep,
+        Kernel::SparseWideStep,
         Kernel::CostateStep,
         Kernel::Population,
     ];
@@ -84,6 +96,7 @@ impl Kernel {
             Kernel::DenseReduce => "dense_reduce",
             Kernel::SparseBack => "sparse_back",
             Kernel::SparseStep => "sparse_step",
+            Kernel::SparseWideStep => "sparse_wide_step",
             Kernel::CostateStep => "costate_step",
             Kernel::Population => "population",
         }
@@ -118,6 +131,8 @@ pub struct Plan {
     pub blocks: Vec<BlockUniform>,
     /// Whether the last entry of `blocks` is the sparse block.
     pub sparse: bool,
+    /// Rows of the sparse block with at least `WIDE_FAN_IN` synapses (`sparse_wide_step`).
+    pub wide_rows: u32,
     /// Whether the network is small enough for the `population` kernel: one dense block of
     /// at most `CHUNK_ROWS` rows and `WG` columns, and at most `WG` neurons.
     pub population: bool,
@@ -171,7 +186,8 @@ impl Plan {
             && blocks[0].rows <= CHUNK_ROWS
             && blocks[0].cols <= WORKGROUP_SIZE
             && net.n() <= WORKGROUP_SIZE as usize;
-        (Plan { blocks, sparse: sparse.is_some(), population }, at - part_off)
+        let wide_rows = net.sparse_block().map_or(0, |s| wide_rows(&s.row_ptr).count() as u32);
+        (Plan { blocks, sparse: sparse.is_some(), wide_rows, population }, at - part_off)
     }
 
     /// The kernel family of each block, for `localprop info` and `bench`: `population` when
@@ -188,7 +204,10 @@ impl Plan {
         let last = self.blocks.len().wrapping_sub(1);
         let family = |(i, b): (usize, &BlockUniform)| {
             if self.sparse && i == last {
-                format!("sparse {} rows (CSR)", b.rows)
+                match self.wide_rows {
+                    0 => format!("sparse {} rows (CSR)", b.rows),
+                    w => format!("sparse {} rows (CSR; {w} of fan-in >= {WIDE_FAN_IN} by workgroup)", b.rows),
+                }
             } else {
                 let tile_rows = CHUNK_ROWS.min(b.rows);
                 format!(
@@ -234,6 +253,10 @@ impl Plan {
         if let Some((block, rows)) = sparse {
             list.push(Dispatch { kernel: Kernel::SparseBack, block, invocations: r * n });
             list.push(Dispatch { kernel: Kernel::SparseStep, block, invocations: r * rows });
+            if self.wide_rows > 0 {
+                let invocations = r * self.wide_rows as u64 * wg;
+                list.push(Dispatch { kernel: Kernel::SparseWideStep, block, invocations });
+            }
             list.push(dense(Kernel::DenseReduce, (block, &self.blocks[block])));
         }
         list.push(Dispatch { kernel: Kernel::CostateStep, block: 0, invocations: r * n });

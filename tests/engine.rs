@@ -1,6 +1,9 @@
 //! Engine properties: long streams stay finite, runs are deterministic, and neither the
 //! block size nor the record interval changes what is computed.
 
+mod common;
+
+use common::mixed_fan_in;
 use localprop::signal::{PatchedCosines, Sinusoid};
 use localprop::{Engine, NetworkSpec, Params, Policy, Speed, Streams};
 
@@ -166,6 +169,7 @@ fn block_layouts() -> Vec<localprop::Network> {
         NetworkSpec::fully_connected(2, 12, false).bias(true).seed(4).build().unwrap(),
         // A sparse block of two chunks of rows.
         NetworkSpec::random_sparse(1, 17_000, 3, true).bias(true).outputs(vec![2, 16_900]).seed(5).build().unwrap(),
+        mixed_fan_in().build().unwrap(),
     ]
 }
 

@@ -4,6 +4,9 @@
 //! Without an adapter these tests print that they skipped; with `LOCALPROP_REQUIRE_GPU=1`
 //! (CI sets it, and installs Mesa's lavapipe) a missing adapter fails them instead.
 
+mod common;
+
+use common::mixed_fan_in;
 use localprop::gpu::{GpuContext, pick_adapter, pick_adapter_named};
 use localprop::reference::{Problem, backprop};
 use localprop::rng::Rng;
@@ -51,8 +54,8 @@ fn assert_close(what: &str, gpu: &[f32], cpu: &[f32], atol: f32, rtol: f32) {
 
 /// Networks of every block layout: layered (dense blocks, two feeding the same rows),
 /// recurrent with self-loops (one dense block; small, with 5 row chunks and more than 64
-/// columns, and with two column tiles), random sparse and fully connected without self-loops (a sparse block, of one
-/// chunk of rows or two).
+/// columns, and with two column tiles), random sparse and fully connected without self-loops
+/// (a sparse block, of one chunk of rows or two), and a sparse block of wide and narrow rows.
 fn networks() -> Vec<Network> {
     vec![
         NetworkSpec::layered(&[7, 33, 5]).bias(true).seed(1).build().unwrap(),
@@ -65,6 +68,7 @@ fn networks() -> Vec<Network> {
         NetworkSpec::fully_connected(1, 10, false).bias(true).seed(5).build().unwrap(),
         // More rows than SPARSE_CHUNK_ROWS: the children's messages fold over two chunks.
         NetworkSpec::random_sparse(2, 20_000, 2, true).bias(true).outputs(vec![3, 19_000]).seed(6).build().unwrap(),
+        mixed_fan_in().build().unwrap(),
     ]
 }
 
@@ -333,6 +337,7 @@ fn engine_records_into_caller_encoder_and_submits_nothing() {
         ("dense", NetworkSpec::layered(&[4, 12, 3]).bias(true).seed(12).build().unwrap()),
         ("population", NetworkSpec::fully_connected(2, 6, true).bias(true).seed(13).build().unwrap()),
         ("sparse", NetworkSpec::random_sparse(3, 40, 5, true).bias(true).seed(14).build().unwrap()),
+        ("sparse", mixed_fan_in().outputs(vec![100]).build().unwrap()),
     ];
     for (family, net) in nets {
         let params = Params { c: Speed::Global(4.0), tau: 0.1, theta: 1.0, ..Params::default() };
@@ -382,6 +387,7 @@ fn every_kernel_family_runs_many_steps_like_the_cpu() {
         ("dense", NetworkSpec::fully_connected(2, 540, true).bias(true).outputs(vec![3, 250]).seed(31), 2),
         ("dense", NetworkSpec::layered(&[6, 20, 3]).bias(true).seed(32), 2),
         ("sparse", NetworkSpec::random_sparse(4, 120, 9, true).bias(true).outputs(vec![10, 100]).seed(33), 2),
+        ("sparse 200 rows (CSR; 67 of fan-in >= 128", mixed_fan_in(), 2),
         ("population", NetworkSpec::fully_connected(1, 5, true).bias(true).seed(34), 5),
         ("population", NetworkSpec::fully_connected(1, 5, true).bias(true).seed(35), 1),
     ];

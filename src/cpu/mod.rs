@@ -51,6 +51,8 @@ pub struct Buffers {
     pub edge_src: Vec<u32>,
     /// The sparse block's target of each edge.
     pub edge_dst: Vec<u32>,
+    /// The sparse block's wide rows ([`crate::plan::wide_rows`]).
+    pub wide_rows: Vec<u32>,
     /// Pointers into `out_edge` by source.
     pub out_ptr: Vec<u32>,
     /// The sparse block's edge indices grouped by source.
@@ -387,6 +389,9 @@ impl CpuExecutor {
                     // GPU gathers them by source instead).
                     Kernel::SparseBack => {}
                     Kernel::SparseStep => sparse_step(b, s, src, blk),
+                    // No CPU twin: `sparse_step` sums the wide rows in the same lanes itself,
+                    // so that the column partials keep their row order.
+                    Kernel::SparseWideStep => {}
                     Kernel::CostateStep => costate_step(b, s, src),
                     // Runs per block, above; never in a step's list.
                     Kernel::Population => unreachable!("population is not a per-step kernel"),

@@ -1,13 +1,17 @@
 //! CPU twin of `shaders/sparse_step.wgsl`.
 
-use super::{Buffers, flush, sparse_rows};
-use crate::layout::{BlockUniform, StepUniform};
+use super::{Buffers, flush, lane_sum, sparse_rows};
+use crate::layout::{BlockUniform, StepUniform, WIDE_FAN_IN, WORKGROUP_SIZE};
+
+const WG: usize = WORKGROUP_SIZE as usize;
 
 /// Per target neuron `i` of the sparse block and replica, over its incoming edges in order:
 /// the partial column sum of the row's chunk `part_j += w_ij e_hat_i` (rows in order),
 /// `pw <- pw + tau (s' (-e_hat_i x_j - r_w w) - theta pw)` and `w <- w + tau s (-pw / r)`
 /// (when learning) from the step-`n` values, and the next step's pre-activation
-/// `a_i += sum_j w_ij' x_j'` summed in edge order.
+/// `a_i += sum_j w_ij' x_j'` summed in edge order, or, for a row of at least `WIDE_FAN_IN`
+/// edges, in the lanes and tree of the GPU's `sparse_wide_step` (edge `m` into lane
+/// `m % WG`), which updates such rows on the GPU.
 ///
 /// The partial sums are the GPU's `sparse_back` (which gathers them by source before the
 /// GPU's `sparse_step` runs): for each source, its edges into a chunk by ascending target.
@@ -25,8 +29,8 @@ pub fn sparse_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnif
         let ei = e_hat[r * n + i];
         let rp = replica[r];
         let (cur, next) = (&cur[r * n..(r + 1) * n], &next[r * n..(r + 1) * n]);
-        let mut acc = 0.0f32;
-        for (m, (w, pw)) in w.iter_mut().zip(pw.iter_mut()).enumerate() {
+        // One edge: its partial, its update, and its term of the next pre-activation.
+        let mut edge = |m: usize, w: &mut f32, pw: &mut f32| -> f32 {
             let j = edge_src[lo + m] as usize;
             let w0 = *w;
             part[j] += w0 * ei;
@@ -40,8 +44,21 @@ pub fn sparse_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnif
                 *w = w1;
                 *pw = flush(pw0 + tau * (s.sign_costate * dpw - rp.theta * pw0));
             }
-            acc += w1 * next[j];
+            w1 * next[j]
+        };
+        if w.len() >= WIDE_FAN_IN as usize {
+            // sparse_wide_step's lanes: edge m into lane m % WG, then the tree.
+            let mut acc = [0.0f32; WG];
+            for (m, (w, pw)) in w.iter_mut().zip(pw.iter_mut()).enumerate() {
+                acc[m % WG] += edge(m, w, pw);
+            }
+            *ai += lane_sum(acc, WG);
+        } else {
+            let mut acc = 0.0f32;
+            for (m, (w, pw)) in w.iter_mut().zip(pw.iter_mut()).enumerate() {
+                acc += edge(m, w, pw);
+            }
+            *ai += acc;
         }
-        *ai += acc;
     });
 }

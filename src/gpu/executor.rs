@@ -111,6 +111,7 @@ fn packing(b: &Buffers, capacity: usize) -> Packing {
     k.out_edge_off = take(b.out_edge.len());
     k.outputs_off = take(n_out);
     k.out_slot_off = take(n);
+    k.wide_off = take(b.wide_rows.len());
     let graph_len = at;
     let mut at = 4 * r;
     let mut take = |len: usize| {
@@ -335,7 +336,9 @@ impl GpuExecutor {
 
         let queue = &ctx.queue;
         let mut graph = Vec::with_capacity(pk.graph_len);
-        for part in [&b.row_ptr, &b.edge_src, &b.edge_dst, &b.out_ptr, &b.out_edge, &b.outputs, &b.out_slot] {
+        for part in
+            [&b.row_ptr, &b.edge_src, &b.edge_dst, &b.out_ptr, &b.out_edge, &b.outputs, &b.out_slot, &b.wide_rows]
+        {
             graph.extend_from_slice(part);
         }
         queue.write_buffer(&buffers.params, 0, bytemuck::bytes_of(&k));

@@ -2,8 +2,8 @@
 //! constants, and their compute pipelines.
 
 use crate::layout::{
-    BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, SPARSE_CHUNK_ROWS, TRACE_FIXED, WORKGROUP_SIZE,
-    lanes,
+    BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, SPARSE_CHUNK_ROWS, TRACE_FIXED, WIDE_FAN_IN,
+    WORKGROUP_SIZE, lanes,
 };
 use crate::network::NOT_OUTPUT;
 use crate::plan::{Kernel, Plan};
@@ -22,6 +22,7 @@ pub fn kernel_wgsl(kernel: Kernel) -> &'static str {
         Kernel::DenseReduce => include_str!("../../shaders/dense_reduce.wgsl"),
         Kernel::SparseBack => include_str!("../../shaders/sparse_back.wgsl"),
         Kernel::SparseStep => include_str!("../../shaders/sparse_step.wgsl"),
+        Kernel::SparseWideStep => include_str!("../../shaders/sparse_wide_step.wgsl"),
         Kernel::CostateStep => include_str!("../../shaders/costate_step.wgsl"),
         Kernel::Population => include_str!("../../shaders/population.wgsl"),
     }
@@ -34,6 +35,7 @@ pub fn prelude() -> String {
          const WG: u32 = {WORKGROUP_SIZE}u;\n\
          const CHUNK_ROWS: u32 = {CHUNK_ROWS}u;\n\
          const SPARSE_CHUNK_ROWS: u32 = {SPARSE_CHUNK_ROWS}u;\n\
+         const WIDE_FAN_IN: u32 = {WIDE_FAN_IN}u;\n\
          const NO_RECORD: u32 = {NO_RECORD}u;\n\
          const NOT_OUTPUT: u32 = {NOT_OUTPUT}u;\n\
          const TRACE_FIXED: u32 = {TRACE_FIXED}u;\n\
