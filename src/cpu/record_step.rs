@@ -64,14 +64,19 @@ pub(crate) fn record_replica(
             trace[TRACE_FIXED + o] = xo;
             o += WG;
         }
-        let mut e = l;
-        while e < ne {
-            let pwe = pw[e];
-            let we = w[e];
-            a[2] += pwe * pwe;
-            a[3] += we * we;
-            e += WG;
+    }
+    // |pw|^2 and |w|^2 in the same lanes, one pass over the arrays in order (lane l still adds
+    // elements l, l + WG, ... in turn): the loop over a chunk's lanes vectorises, and each
+    // cache line is read once.
+    let (mut pw2, mut w2) = ([0.0f32; WG], [0.0f32; WG]);
+    for (pw, w) in pw.chunks(WG).zip(w.chunks(WG)) {
+        for l in 0..pw.len() {
+            pw2[l] += pw[l] * pw[l];
+            w2[l] += w[l] * w[l];
         }
+    }
+    for (l, a) in acc.iter_mut().enumerate().take(ne.min(WG)) {
+        (a[2], a[3]) = (pw2[l], w2[l]);
     }
     // Lanes at and past `used` hold +0 (a lane that added a value holds `0 + v`, never -0),
     // and adding +0 changes nothing: the tree over `used` lanes is the tree over all `WG`.
