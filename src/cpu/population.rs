@@ -21,7 +21,9 @@ use super::neuron_step::neuron_update;
 use super::record_step::record_replica;
 use super::{Buffers, PARALLEL_FROM, flush, lane_sum};
 use crate::block::Block;
-use crate::layout::{BlockUniform, KernelParams, NO_RECORD, ReplicaParams, TRACE_FIXED, WORKGROUP_SIZE, lanes};
+use crate::layout::{
+    BlockUniform, KernelParams, NO_RECORD, ReplicaParams, StepUniform, TRACE_FIXED, WORKGROUP_SIZE, lanes,
+};
 use crate::network::NOT_OUTPUT;
 
 const WG: usize = WORKGROUP_SIZE as usize;
@@ -267,6 +269,25 @@ fn lane_sum_v(acc: &mut [V], lanes: usize) -> V {
     acc[0]
 }
 
+/// [`neuron_update`] for every replica of a group, the activation chosen outside the loop
+/// over the replicas so that the loop (activation and `exp` included) vectorises.
+#[inline(always)]
+fn neuron_lanes(k: &KernelParams, s: &StepUniform, a: &V, x: &V, c: &V, p: &V) -> (V, V, V) {
+    let mut out = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
+    let mut each = |code: u32| {
+        let k = KernelParams { activation: code, ..*k };
+        for m in 0..LANES {
+            (out.0[m], out.1[m], out.2[m]) = neuron_update(&k, s, a[m], x[m], c[m], p[m]);
+        }
+    };
+    match k.activation {
+        0 => each(0),
+        1 => each(1),
+        _ => each(2),
+    }
+    out
+}
+
 /// The per-replica constants of the synapse update.
 struct Coef<'a> {
     tau: f32,
@@ -365,14 +386,12 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
         }
         // neuron_step
         for i in 0..n {
-            let ai = a[i];
-            a[i] = [0.0; LANES];
-            for m in 0..LANES {
-                (x_out[i][m], e_hat[i][m], h[i][m]) = if i < d {
-                    (sh.input(s.row, r0 + m, i), 0.0, 0.0)
-                } else {
-                    neuron_update(k, s, ai[m], x_in[i][m], c[i][m], p[i][m])
-                };
+            let ai = std::mem::replace(&mut a[i], [0.0; LANES]);
+            if i < d {
+                x_out[i] = std::array::from_fn(|m| sh.input(s.row, r0 + m, i));
+                (e_hat[i], h[i]) = ([0.0; LANES], [0.0; LANES]);
+            } else {
+                (x_out[i], e_hat[i], h[i]) = neuron_lanes(k, s, &ai, &x_in[i], &c[i], &p[i]);
             }
         }
         // record_step (record_replica, lane by lane)

@@ -1,5 +1,4 @@
 //! CPU twin of `shaders/record_step.wgsl`.
-#![expect(clippy::needless_range_loop, reason = "mirrors the WGSL kernel")]
 
 use super::Buffers;
 use crate::layout::{ReplicaParams, StepUniform, TRACE_FIXED, WORKGROUP_SIZE};
@@ -45,55 +44,75 @@ pub(crate) fn record_replica(
     masks: &[f32],
     trace: &mut [f32],
 ) {
-    const WG: usize = WORKGROUP_SIZE as usize;
-    let (n, ne, n_out) = (h.len(), w.len(), outputs.len());
-    // acc[l] = (state power, masked squared error, pw^2, w^2)
-    let mut acc = [[0.0f32; 4]; WG];
-    // Lanes past every array's length stay zero (and add zeros in the tree).
-    for (l, a) in acc.iter_mut().enumerate().take(n.max(ne).max(n_out)) {
-        let mut i = l;
-        while i < n {
-            a[0] += h[i];
-            i += WG;
-        }
-        let mut o = l;
-        while o < n_out {
-            let xo = x[outputs[o] as usize];
-            let dv = xo - targets[o];
-            a[1] += masks[o] * dv * dv;
-            trace[TRACE_FIXED + o] = xo;
-            o += WG;
-        }
-    }
-    // |pw|^2 and |w|^2 in the same lanes, one pass over the arrays in order (lane l still adds
-    // elements l, l + WG, ... in turn): the loop over a chunk's lanes vectorises, and each
-    // cache line is read once.
-    let (mut pw2, mut w2) = ([0.0f32; WG], [0.0f32; WG]);
-    for (pw, w) in pw.chunks(WG).zip(w.chunks(WG)) {
-        for l in 0..pw.len() {
-            pw2[l] += pw[l] * pw[l];
-            w2[l] += w[l] * w[l];
-        }
-    }
-    for (l, a) in acc.iter_mut().enumerate().take(ne.min(WG)) {
-        (a[2], a[3]) = (pw2[l], w2[l]);
-    }
     // Lanes at and past `used` hold +0 (a lane that added a value holds `0 + v`, never -0),
     // and adding +0 changes nothing: the tree over `used` lanes is the tree over all `WG`.
-    let used = n.max(ne).max(n_out).clamp(1, WG).next_power_of_two();
-    let mut stride = used / 2;
+    // So a small net keeps as few lanes as cover it (8, 16, 32) and skips the others.
+    let used = h.len().max(w.len()).max(outputs.len()).clamp(1, WG).next_power_of_two();
+    let f = match used {
+        ..=8 => record_lanes::<8>,
+        16 => record_lanes::<16>,
+        32 => record_lanes::<32>,
+        _ => record_lanes::<WG>,
+    };
+    f(rp, outputs, h, x, w, pw, targets, masks, trace);
+}
+
+const WG: usize = WORKGROUP_SIZE as usize;
+
+/// [`record_replica`] in `L` lanes (`L = WG`, or any power of two covering every array):
+/// element `i` of each array goes to lane `i % WG` in order, then a tree halves the lanes.
+#[expect(clippy::too_many_arguments, reason = "one replica's slices of the kernel's buffers")]
+#[inline]
+fn record_lanes<const L: usize>(
+    rp: ReplicaParams,
+    outputs: &[u32],
+    h: &[f32],
+    x: &[f32],
+    w: &[f32],
+    pw: &[f32],
+    targets: &[f32],
+    masks: &[f32],
+    trace: &mut [f32],
+) {
+    // (state power, masked squared error, pw^2, w^2), lane by lane; each loop reads its
+    // arrays once, in order, and the loop over a chunk's lanes vectorises.
+    let (mut hs, mut err, mut pw2, mut w2) = ([0.0f32; L], [0.0f32; L], [0.0f32; L], [0.0f32; L]);
+    for h in h.chunks(WG) {
+        for l in 0..h.len() {
+            hs[l % L] += h[l];
+        }
+    }
+    for (o, &out) in outputs.iter().enumerate() {
+        let xo = x[out as usize];
+        let dv = xo - targets[o];
+        err[o % WG % L] += masks[o] * dv * dv;
+        trace[TRACE_FIXED + o] = xo;
+    }
+    for (pw, w) in pw.chunks(WG).zip(w.chunks(WG)) {
+        for l in 0..pw.len() {
+            pw2[l % L] += pw[l] * pw[l];
+            w2[l % L] += w[l] * w[l];
+        }
+    }
+    for acc in [&mut hs, &mut err, &mut pw2, &mut w2] {
+        lane_tree(acc);
+    }
+    let loss = 0.5 * rp.q * err[0];
+    let kinetic = 0.5 * pw2[0] / rp.r;
+    let potential = 0.5 * rp.r_w * w2[0];
+    trace[0] = loss;
+    trace[1] = kinetic + potential + loss;
+    trace[2] = hs[0] - kinetic + potential + loss;
+}
+
+/// The tree over all `L` lanes: lane `l` adds lane `l + stride`, `stride = L/2, ..., 1`.
+#[inline(always)]
+fn lane_tree<const L: usize>(acc: &mut [f32; L]) {
+    let mut stride = L / 2;
     while stride > 0 {
         for l in 0..stride {
-            for m in 0..4 {
-                acc[l][m] += acc[l + stride][m];
-            }
+            acc[l] += acc[l + stride];
         }
         stride /= 2;
     }
-    let loss = 0.5 * rp.q * acc[0][1];
-    let kinetic = 0.5 * acc[0][2] / rp.r;
-    let potential = 0.5 * rp.r_w * acc[0][3];
-    trace[0] = loss;
-    trace[1] = kinetic + potential + loss;
-    trace[2] = acc[0][0] - kinetic + potential + loss;
 }
