@@ -69,6 +69,14 @@ impl Exec {
             Exec::Gpu(e) => e.collect(),
         }
     }
+
+    /// Hands a collected block's trace rows back, for the CPU to fill again (a fresh buffer
+    /// of many megabytes per block costs page faults).
+    fn recycle(&mut self, rows: Vec<f32>) {
+        if let Exec::Cpu(e, _) = self {
+            e.spare_trace = rows;
+        }
+    }
 }
 
 /// Runs the lockstep dynamics of one network, for one or more replicas.
@@ -403,6 +411,7 @@ impl Engine {
             let (mut part, done) = in_flight.pop_front().expect("a block is in flight");
             let rows = self.exec.collect()?;
             self.unpack_trace(&rows, &mut part)?;
+            self.exec.recycle(rows);
             trace.append(part);
             progress(done);
         }

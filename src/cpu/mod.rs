@@ -343,12 +343,14 @@ pub struct CpuExecutor {
     /// Whether small nets ([`Plan::population`]) take the fused `population` path (on by
     /// default; off runs them kernel by kernel, with the same results).
     pub population: bool,
+    /// A collected block's trace buffer, filled again by the next block.
+    pub spare_trace: Vec<f32>,
 }
 
 impl CpuExecutor {
     /// An executor over the given buffers, at step `step`.
     pub fn new(buffers: Buffers, step: u64) -> Self {
-        CpuExecutor { buffers, step, gather: true, population: true }
+        CpuExecutor { buffers, step, gather: true, population: true, spare_trace: Vec::new() }
     }
 
     /// Runs every step of `block` and returns its trace rows.
@@ -358,6 +360,7 @@ impl CpuExecutor {
         b.inputs.clone_from(&block.inputs);
         b.targets.clone_from(&block.targets);
         b.masks.clone_from(&block.masks);
+        b.trace = std::mem::take(&mut self.spare_trace);
         b.trace.clear();
         b.trace.resize(block.records * (k.replicas * k.trace_width) as usize, 0.0);
         if self.population && b.plan.population {
