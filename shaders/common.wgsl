@@ -31,7 +31,11 @@ struct KernelParams {
     steps_off: u32,
     wide_off: u32,
     n_wide: u32,
+    blocks_off: u32,
+    n_blocks: u32,
     _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Mirrors layout::BlockUniform; bound at a dynamic offset, one entry per block of synapses.

@@ -10,22 +10,27 @@ fn dense_gather(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let item = workgroup_index(wg, nwg);
-    if item >= k.replicas * blk.chunks {
-        return;
+    if item < k.replicas * blk.chunks {
+        dense_gather_item(blk, item, lid);
     }
-    let r = item / blk.chunks;
-    let chunk = item % blk.chunks;
+}
+
+// Chunk item % chunks of replica item / chunks of block b. Called by every thread of the
+// workgroup (it has barriers).
+fn dense_gather_item(b: BlockUniform, item: u32, lid: u32) {
+    let r = item / b.chunks;
+    let chunk = item % b.chunks;
     let first = chunk * CHUNK_ROWS;
-    let rows = min(CHUNK_ROWS, blk.rows - first);
+    let rows = min(CHUNK_ROWS, b.rows - first);
     var sum = 0.0;
-    for (var tile = 0u; tile < blk.tiles; tile++) {
-        let c0 = tile * blk.tile_cols;
-        let c1 = min(blk.cols, c0 + blk.tile_cols);
+    for (var tile = 0u; tile < b.tiles; tile++) {
+        let c0 = tile * b.tile_cols;
+        let c1 = min(b.cols, c0 + b.tile_cols);
         var acc: array<f32, CHUNK_ROWS>;
         for (var j = c0 + lid; j < c1; j += WG) {
-            let xj = x_value(r, blk.col0 + j);
+            let xj = x_value(r, b.col0 + j);
             for (var ii = 0u; ii < rows; ii++) {
-                acc[ii] += w[r * k.n_edges + blk.w_off + (first + ii) * blk.cols + j] * xj;
+                acc[ii] += w[r * k.n_edges + b.w_off + (first + ii) * b.cols + j] * xj;
             }
         }
         row_tree(lid, rows, c1 - c0, acc);
@@ -36,6 +41,6 @@ fn dense_gather(
         workgroupBarrier();
     }
     if lid < rows {
-        aux[k.a_off + r * k.n + blk.row0 + first + lid] += sum;
+        aux[k.a_off + r * k.n + b.row0 + first + lid] += sum;
     }
 }

@@ -18,21 +18,26 @@ fn dense_reduce(
     @builtin(num_workgroups) nwg: vec3<u32>,
     @builtin(local_invocation_index) lid: u32,
 ) {
-    let gid = invocation_id(wg, nwg, lid);
-    let columns = k.replicas * blk.cols;
+    dense_reduce_item(blk, invocation_id(wg, nwg, lid));
+}
+
+// Invocation gid of block b's reduction: columns [replica][col], then rows [replica][row]
+// (also small_net's).
+fn dense_reduce_item(b: BlockUniform, gid: u32) {
+    let columns = k.replicas * b.cols;
     if gid < columns {
-        let r = gid / blk.cols;
-        let j = gid % blk.cols;
-        let sum = sum_parts(blk.part_off + r * blk.chunks * blk.cols + j, blk.chunks, blk.cols);
-        aux[k.b_off + r * k.n + blk.col0 + j] += sum;
+        let r = gid / b.cols;
+        let j = gid % b.cols;
+        let sum = sum_parts(b.part_off + r * b.chunks * b.cols + j, b.chunks, b.cols);
+        aux[k.b_off + r * k.n + b.col0 + j] += sum;
         return;
     }
     let g = gid - columns;
-    if blk.tiles == 0u || g >= k.replicas * blk.rows {
+    if b.tiles == 0u || g >= k.replicas * b.rows {
         return;
     }
-    let r = g / blk.rows;
-    let i = g % blk.rows;
-    let sum = sum_parts(blk.row_part_off + r * blk.tiles * blk.rows + i, blk.tiles, blk.rows);
-    aux[k.a_off + r * k.n + blk.row0 + i] += sum;
+    let r = g / b.rows;
+    let i = g % b.rows;
+    let sum = sum_parts(b.row_part_off + r * b.tiles * b.rows + i, b.tiles, b.rows);
+    aux[k.a_off + r * k.n + b.row0 + i] += sum;
 }

@@ -15,31 +15,36 @@ fn dense_step(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let item = workgroup_index(wg, nwg);
-    let per_replica = blk.chunks * blk.tiles;
-    if item >= k.replicas * per_replica {
-        return;
+    if item < k.replicas * blk.chunks * blk.tiles {
+        dense_step_item(blk, item, lid);
     }
+}
+
+// Tile item % (chunks x tiles) of replica item / (chunks x tiles) of block b (also
+// small_net's). Called by every thread of the workgroup (it has barriers).
+fn dense_step_item(b: BlockUniform, item: u32, lid: u32) {
+    let per_replica = b.chunks * b.tiles;
     let r = item / per_replica;
-    let chunk = (item % per_replica) / blk.tiles;
-    let tile = item % blk.tiles;
+    let chunk = (item % per_replica) / b.tiles;
+    let tile = item % b.tiles;
     let first = chunk * CHUNK_ROWS;
-    let rows = min(CHUNK_ROWS, blk.rows - first);
-    let c0 = tile * blk.tile_cols;
-    let c1 = min(blk.cols, c0 + blk.tile_cols);
+    let rows = min(CHUNK_ROWS, b.rows - first);
+    let c0 = tile * b.tile_cols;
+    let c1 = min(b.cols, c0 + b.tile_cols);
     let rp = replica_params(r);
     // The rows' messages, read once (the same address for every thread: a broadcast).
     var e: array<f32, CHUNK_ROWS>;
     for (var ii = 0u; ii < rows; ii++) {
-        e[ii] = aux[k.e_hat_off + r * k.n + blk.row0 + first + ii];
+        e[ii] = aux[k.e_hat_off + r * k.n + b.row0 + first + ii];
     }
     var acc: array<f32, CHUNK_ROWS>;
     for (var j = c0 + lid; j < c1; j += WG) {
-        let xj = x_value(r, blk.col0 + j);
-        let xn = x_next(r, blk.col0 + j);
+        let xj = x_value(r, b.col0 + j);
+        let xn = x_next(r, b.col0 + j);
         var part = 0.0;
         for (var ii = 0u; ii < rows; ii++) {
             let ei = e[ii];
-            let at = r * k.n_edges + blk.w_off + (first + ii) * blk.cols + j;
+            let at = r * k.n_edges + b.w_off + (first + ii) * b.cols + j;
             let w0 = w[at];
             let pw0 = pw[at];
             part += w0 * ei;
@@ -52,10 +57,10 @@ fn dense_step(
             }
             acc[ii] += w1 * xn;
         }
-        aux[blk.part_off + (r * blk.chunks + chunk) * blk.cols + j] = part;
+        aux[b.part_off + (r * b.chunks + chunk) * b.cols + j] = part;
     }
     row_tree(lid, rows, c1 - c0, acc);
     if lid < rows {
-        aux[blk.row_part_off + (r * blk.tiles + tile) * blk.rows + first + lid] = lanes[lid * WG];
+        aux[b.row_part_off + (r * b.tiles + tile) * b.rows + first + lid] = lanes[lid * WG];
     }
 }

@@ -10,9 +10,13 @@ fn neuron_step(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let gid = invocation_id(wg, nwg, lid);
-    if gid >= k.replicas * k.n {
-        return;
+    if gid < k.replicas * k.n {
+        neuron_item(gid);
     }
+}
+
+// Neuron gid % n of replica gid / n (also small_net's).
+fn neuron_item(gid: u32) {
     let r = gid / k.n;
     let i = gid % k.n;
     let a = aux[k.a_off + gid];

@@ -12,9 +12,14 @@ fn record_step(
     @builtin(local_invocation_index) l: u32,
 ) {
     let r = wg.x + wg.y * nwg.x;
-    if r >= k.replicas {
-        return;
+    if r < k.replicas {
+        record_item(r, l);
     }
+}
+
+// Replica r's trace row, thread l of its workgroup (also small_net's). Called by every
+// thread of the workgroup (it has barriers).
+fn record_item(r: u32, l: u32) {
     let base = k.trace_off + (s.record_row * k.replicas + r) * k.trace_width;
     let tbase = (s.row * k.replicas + r) * k.n_out;
     // (state power, masked squared error, pw^2, w^2)

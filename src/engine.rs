@@ -261,29 +261,33 @@ impl Engine {
         }
     }
 
-    /// Whether networks small enough for the `population` kernel ([`Plan::population`]: the
-    /// paper's net and its replicas) run each block of steps in it, every replica's steps in
-    /// one loop (the default), or kernel by kernel, one dispatch list per step. On the CPU
-    /// both compute the same bits; on the GPU they agree to rounding (FMA contraction may
-    /// differ between the kernels).
+    /// Whether small networks run in the fused kernels (the default) or kernel by kernel, one
+    /// dispatch list per step: networks small enough for the `population` kernel
+    /// ([`Plan::population`]: the paper's net and its replicas) run each block of steps in it,
+    /// every replica's steps in one loop; on the GPU, networks of a few dense tiles
+    /// ([`Plan::small_net`]) run each step in one `small_net` dispatch. On the CPU both ways
+    /// compute the same bits; on the GPU they agree to rounding (FMA contraction may differ
+    /// between the kernels).
     ///
     /// [`Plan::population`]: crate::plan::Plan::population
-    pub fn set_population(&mut self, on: bool) {
+    /// [`Plan::small_net`]: crate::plan::Plan::small_net
+    pub fn set_fused(&mut self, on: bool) {
         match &mut self.exec {
             Exec::Cpu(cpu, _) => cpu.population = on,
-            Exec::Gpu(gpu) => gpu.population = on,
+            Exec::Gpu(gpu) => gpu.fused = on,
         }
     }
 
     /// The kernel family that runs each block of synapses, as `localprop info` and `bench`
-    /// print it: `population` for a whole small net, else `dense` (tiles of rows x columns)
+    /// print it: `population` for a whole small net, `small_net` (GPU) for a net of few
+    /// dense tiles, else `dense` (tiles of rows x columns)
     /// per dense block and `sparse` (CSR rows) for the sparse block.
     pub fn kernel_families(&self) -> String {
-        let plan = match &self.exec {
-            Exec::Cpu(cpu, _) => (cpu.population, &cpu.buffers.plan),
-            Exec::Gpu(gpu) => (gpu.population, gpu.plan()),
+        let (population, small_net, plan) = match &self.exec {
+            Exec::Cpu(cpu, _) => (cpu.population, false, &cpu.buffers.plan),
+            Exec::Gpu(gpu) => (gpu.fused, gpu.fused, gpu.plan()),
         };
-        plan.1.describe(plan.0)
+        plan.describe(population, small_net)
     }
 
     /// The current time `step * tau` (computed in f64).

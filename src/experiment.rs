@@ -48,8 +48,9 @@ pub fn check(path: &Path) -> Result<Checked> {
     let net = exp.network()?;
     let data = exp.load_data(&file, &net)?;
     let replicas = exp.replica_params(&net).map_err(|e| rekey(e, &file, "params"))?.len();
-    let kernels = crate::plan::Plan::new(&net, replicas, 0).0.describe(true);
-    Ok(Checked { steps: exp.total_steps(data.as_ref()), exp, replicas, kernels })
+    let plan = crate::plan::Plan::new(&net, replicas, 0).0;
+    let (kernels, kernels_gpu) = (plan.describe(true, false), plan.describe(true, true));
+    Ok(Checked { steps: exp.total_steps(data.as_ref()), exp, replicas, kernels, kernels_gpu })
 }
 
 /// What [`check`] found in an experiment file.
@@ -61,8 +62,10 @@ pub struct Checked {
     pub steps: u64,
     /// Replicas.
     pub replicas: usize,
-    /// The kernel family of each block of synapses ([`crate::plan::Plan::describe`]).
+    /// The kernel family of each block of synapses on the CPU ([`crate::plan::Plan::describe`]).
     pub kernels: String,
+    /// The same on a GPU.
+    pub kernels_gpu: String,
 }
 
 /// Runs the experiment in the file at `path`.

@@ -118,10 +118,22 @@ pub struct KernelParams {
     pub wide_off: u32,
     /// Wide rows of the sparse block.
     pub n_wide: u32,
+    /// `graph`: the dense blocks' [`BlockUniform`]s, their first ten words each at a stride
+    /// of [`BLOCK_WORDS`] (for `small_net`, which runs every block in one dispatch).
+    pub blocks_off: u32,
+    /// Dense blocks.
+    pub n_blocks: u32,
     /// Padding to 16 bytes.
     pub _pad0: u32,
+    /// Padding to 16 bytes.
+    pub _pad1: u32,
+    /// Padding to 16 bytes.
+    pub _pad2: u32,
 }
-const _: () = assert!(size_of::<KernelParams>() == 112);
+const _: () = assert!(size_of::<KernelParams>() == 128);
+
+/// Words per entry of the block table in `graph` ([`KernelParams::blocks_off`]).
+pub const BLOCK_WORDS: u32 = 12;
 
 /// One block of synapses as its kernels read it (a uniform bound at a dynamic offset, one
 /// entry per block; see [`crate::network::DenseBlock`] and [`crate::network::SparseBlock`]).

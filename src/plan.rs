@@ -18,6 +18,12 @@
 //! | `dense_reduce` | sparse block, column | column partials | `b` (adds) |
 //! | `costate_step` | neuron | `b`, `p`, `x[n%2]`, targets | `p`; zeroes `b` |
 //!
+//! Two kernels fuse this list for small networks (GPU and CPU alike unless noted):
+//! `population` runs every step of a block for one replica in one invocation
+//! ([`Plan::population`]), and `small_net` (GPU) runs one step for one replica in one
+//! workgroup, calling the kernels above in this order with barriers between them
+//! ([`Plan::small_net`]).
+//!
 //! `x` is ping-ponged because every synapse reads both its source's step-`n` and step-`n+1`
 //! state; `p`, `w` and `pw` are updated in place because each is read, after every reader of
 //! the old value, only by the invocation that writes it. The sums `a` and `b` add the blocks in
@@ -67,11 +73,14 @@ pub enum Kernel {
     /// Per replica of a small network ([`Plan::population`]): every step of a block, the
     /// whole list above in one invocation.
     Population,
+    /// Per replica of a network of a few dense tiles ([`Plan::small_net`], GPU only): one
+    /// step, the list above (gathers aside) in one workgroup, with barriers between kernels.
+    SmallNet,
 }
 
 impl Kernel {
     /// Every kernel.
-    pub const ALL: [Kernel; 11] = [
+    pub const ALL: [Kernel; 12] = [
         Kernel::DenseGather,
         Kernel::SparseGather,
         Kernel::NeuronStep,
@@ -83,6 +92,7 @@ impl Kernel {
         Kernel::SparseWideStep,
         Kernel::CostateStep,
         Kernel::Population,
+        Kernel::SmallNet,
     ];
 
     /// The kernel's stem: its shader file, entry point and CPU module.
@@ -99,6 +109,7 @@ impl Kernel {
             Kernel::SparseWideStep => "sparse_wide_step",
             Kernel::CostateStep => "costate_step",
             Kernel::Population => "population",
+            Kernel::SmallNet => "small_net",
         }
     }
 }
@@ -136,7 +147,16 @@ pub struct Plan {
     /// Whether the network is small enough for the `population` kernel: one dense block of
     /// at most `CHUNK_ROWS` rows and `WG` columns, and at most `WG` neurons.
     pub population: bool,
+    /// Whether the network is only dense blocks of at most [`SMALL_NET_TILES`] tiles in
+    /// all: few enough that one workgroup per replica runs a whole step (`small_net`, GPU).
+    pub small_net: bool,
 }
+
+/// The most tiles (of `CHUNK_ROWS x TILE_COLS` synapses) a network may have in all for the
+/// GPU's `small_net`: a step of the kernel-by-kernel path would launch at most this many
+/// workgroups per replica and kernel, too few to hide four or more dispatches per step.
+/// (Chosen, not yet measured on a GPU: BENCHMARKS.md.)
+pub const SMALL_NET_TILES: u32 = 64;
 
 impl Plan {
     /// The block table of `net`, with the dense blocks' partial sums laid out from `part_off`
@@ -187,13 +207,16 @@ impl Plan {
             && blocks[0].cols <= WORKGROUP_SIZE
             && net.n() <= WORKGROUP_SIZE as usize;
         let wide_rows = net.sparse_block().map_or(0, |s| wide_rows(&s.row_ptr).count() as u32);
-        (Plan { blocks, sparse: sparse.is_some(), wide_rows, population }, at - part_off)
+        let tiles: u32 = blocks.iter().map(|b| b.chunks * b.tiles).sum();
+        let small_net = sparse.is_none() && !blocks.is_empty() && tiles <= SMALL_NET_TILES;
+        (Plan { blocks, sparse: sparse.is_some(), wide_rows, population, small_net }, at - part_off)
     }
 
     /// The kernel family of each block, for `localprop info` and `bench`: `population` when
     /// the network takes it (and `population` is on), else `dense R x C (chunks x tiles tiles
-    /// of rows x cols)` per dense block and `sparse R rows (CSR)` for the sparse block.
-    pub fn describe(&self, population: bool) -> String {
+    /// of rows x cols)` per dense block and `sparse R rows (CSR)` for the sparse block, the
+    /// whole after `small_net:` when the network takes that (and `small_net` is on).
+    pub fn describe(&self, population: bool, small_net: bool) -> String {
         if population && self.population {
             let b = &self.blocks[0];
             return format!(
@@ -216,7 +239,21 @@ impl Plan {
                 )
             }
         };
-        self.blocks.iter().enumerate().map(family).collect::<Vec<_>>().join(", ")
+        let blocks = self.blocks.iter().enumerate().map(family).collect::<Vec<_>>().join(", ");
+        if small_net && self.small_net {
+            return format!("small_net (one workgroup per replica runs each step): {blocks}");
+        }
+        blocks
+    }
+
+    /// The dispatches of one step in `small_net`: the gathers when `gather`, then one
+    /// workgroup per replica.
+    pub fn small_net_step(&self, k: &KernelParams, gather: bool) -> Vec<Dispatch> {
+        let mut list: Vec<Dispatch> =
+            self.step(k, false, gather).into_iter().filter(|d| d.kernel == Kernel::DenseGather).collect();
+        let invocations = k.replicas as u64 * WORKGROUP_SIZE as u64;
+        list.push(Dispatch { kernel: Kernel::SmallNet, block: 0, invocations });
+        list
     }
 
     /// The dispatches of one step; `gather` adds the gathers of the pre-activations first.

@@ -280,7 +280,7 @@ fn kernel_family_follows_the_shape() {
     assert_eq!(layered.matches("dense").count(), 3, "{layered}");
     assert_eq!(family(NetworkSpec::random_sparse(2, 50, 4, true).bias(true)), "sparse 50 rows (CSR)");
     let mut e = Engine::new(NetworkSpec::fully_connected(1, 5, true).build().unwrap(), Params::default()).unwrap();
-    e.set_population(false);
+    e.set_fused(false);
     assert!(e.kernel_families().starts_with("dense 5 x 6"), "{}", e.kernel_families());
 }
 
@@ -303,7 +303,7 @@ fn population_kernel_gives_the_kernel_path_bits() {
         };
         let run = |fused: bool| {
             let mut e = Engine::with_replicas(net.clone(), params.clone()).unwrap();
-            e.set_population(fused);
+            e.set_fused(fused);
             e.set_record_every(3).unwrap();
             e.set_block_steps(100).unwrap();
             let t1 = e.run(250, &mut streams()).unwrap();

@@ -333,16 +333,20 @@ fn engine_records_into_caller_encoder_and_submits_nothing() {
     // The application's own device, with wgpu's default limits.
     let adapter = pick_adapter().unwrap();
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor::default())).unwrap();
+    let layered = || NetworkSpec::layered(&[4, 12, 3]).bias(true).seed(12).build().unwrap();
+    // (family, network, fused kernels on)
     let nets = [
-        ("dense", NetworkSpec::layered(&[4, 12, 3]).bias(true).seed(12).build().unwrap()),
-        ("population", NetworkSpec::fully_connected(2, 6, true).bias(true).seed(13).build().unwrap()),
-        ("sparse", NetworkSpec::random_sparse(3, 40, 5, true).bias(true).seed(14).build().unwrap()),
-        ("sparse", mixed_fan_in().outputs(vec![100]).build().unwrap()),
+        ("dense", layered(), false),
+        ("small_net", layered(), true),
+        ("population", NetworkSpec::fully_connected(2, 6, true).bias(true).seed(13).build().unwrap(), true),
+        ("sparse", NetworkSpec::random_sparse(3, 40, 5, true).bias(true).seed(14).build().unwrap(), true),
+        ("sparse", mixed_fan_in().outputs(vec![100]).build().unwrap(), true),
     ];
-    for (family, net) in nets {
+    for (family, net, fused) in nets {
         let params = Params { c: Speed::Global(4.0), tau: 0.1, theta: 1.0, ..Params::default() };
         let ctx = GpuContext::from_device(device.clone(), queue.clone());
         let mut engine = Engine::with_context(net.clone(), vec![params.clone()], ctx).unwrap();
+        engine.set_fused(fused);
         assert!(engine.kernel_families().starts_with(family), "{family}: {}", engine.kernel_families());
         let x0 = engine.gpu_buffers().unwrap().x[0].clone();
         let bytes = (net.n() * 4) as u64;
@@ -383,15 +387,17 @@ fn engine_records_into_caller_encoder_and_submits_nothing() {
 #[test]
 fn every_kernel_family_runs_many_steps_like_the_cpu() {
     let Some(ctx) = gpu() else { return };
+    // (family on the GPU, on the CPU, network, replicas)
     let cases = [
-        ("dense", NetworkSpec::fully_connected(2, 540, true).bias(true).outputs(vec![3, 250]).seed(31), 2),
-        ("dense", NetworkSpec::layered(&[6, 20, 3]).bias(true).seed(32), 2),
-        ("sparse", NetworkSpec::random_sparse(4, 120, 9, true).bias(true).outputs(vec![10, 100]).seed(33), 2),
-        ("sparse 200 rows (CSR; 67 of fan-in >= 128", mixed_fan_in(), 2),
-        ("population", NetworkSpec::fully_connected(1, 5, true).bias(true).seed(34), 5),
-        ("population", NetworkSpec::fully_connected(1, 5, true).bias(true).seed(35), 1),
+        ("dense", "dense", NetworkSpec::fully_connected(2, 540, true).bias(true).outputs(vec![3, 250]).seed(31), 2),
+        ("small_net", "dense", NetworkSpec::layered(&[6, 20, 3]).bias(true).seed(32), 2),
+        ("small_net", "dense", NetworkSpec::layered(&[6, 20, 3]).bias(true).seed(32), 1),
+        ("sparse", "sparse", NetworkSpec::random_sparse(4, 120, 9, true).bias(true).outputs(vec![10, 100]).seed(33), 2),
+        ("sparse 200 rows (CSR; 67 of fan-in >= 128", "sparse", mixed_fan_in(), 2),
+        ("population", "population", NetworkSpec::fully_connected(1, 5, true).bias(true).seed(34), 5),
+        ("population", "population", NetworkSpec::fully_connected(1, 5, true).bias(true).seed(35), 1),
     ];
-    for (family, spec, replicas) in cases {
+    for (gpu_family, cpu_family, spec, replicas) in cases {
         let net = spec.build().unwrap();
         let params: Vec<Params> = (0..replicas)
             .map(|k| Params {
@@ -411,6 +417,7 @@ fn every_kernel_family_runs_many_steps_like_the_cpu() {
             } else {
                 Engine::with_replicas(net.clone(), params.clone()).unwrap()
             };
+            let family = if on_gpu { gpu_family } else { cpu_family };
             assert!(e.kernel_families().starts_with(family), "{family}: {}", e.kernel_families());
             e.set_block_steps(64).unwrap();
             e.set_record_every(3).unwrap();
@@ -418,7 +425,7 @@ fn every_kernel_family_runs_many_steps_like_the_cpu() {
             runs.push((trace, e.state().unwrap()));
         }
         let ((ct, cs), (gt, gs)) = (runs.pop().unwrap(), runs.pop().unwrap());
-        let what = |v: &str| format!("{family} x{replicas} ({} neurons): {v} over 400 steps", net.n());
+        let what = |v: &str| format!("{gpu_family} x{replicas} ({} neurons): {v} over 400 steps", net.n());
         assert_close(&what("outputs"), &gt.outputs, &ct.outputs, 1e-5, 1e-4);
         assert_close(&what("hamiltonian"), &gt.hamiltonian, &ct.hamiltonian, 1e-5, 1e-4);
         assert_close(&what("w"), &gs.w, &cs.w, 1e-5, 1e-4);
@@ -426,38 +433,44 @@ fn every_kernel_family_runs_many_steps_like_the_cpu() {
     }
 }
 
-/// The population kernel against the GPU's kernel-by-kernel path: the same trace rows
-/// (recorded every 3rd step, blocks of 50 steps), and the same state, through a state set
-/// mid-run (the next step gathers the pre-activations).
+/// The fused kernels (`population`, `small_net`) against the GPU's kernel-by-kernel path:
+/// the same trace rows (recorded every 3rd step, blocks of 50 steps), and the same state,
+/// through a state set mid-run (the next step gathers the pre-activations).
 #[test]
-fn population_records_equal_the_per_step_records() {
+fn fused_kernels_record_what_the_per_step_kernels_record() {
     let Some(ctx) = gpu() else { return };
-    let net = NetworkSpec::fully_connected(1, 5, true).bias(true).outputs(vec![4, 5]).seed(41).build().unwrap();
-    let params = replica_params(&net);
-    let state = random_state(&net, params.len(), 42);
-    let mut runs = Vec::new();
-    for population in [true, false] {
-        let mut e = Engine::with_context(net.clone(), params.clone(), ctx.clone()).unwrap();
-        e.set_population(population);
-        assert_eq!(e.kernel_families().starts_with("population"), population, "{}", e.kernel_families());
-        e.set_block_steps(50).unwrap();
-        e.set_record_every(3).unwrap();
-        e.set_state(&state).unwrap();
-        let first = e.run(120, &mut random_streams(&net, params.len(), 43)).unwrap();
-        let mid = e.state().unwrap();
-        e.set_state(&mid).unwrap();
-        let second = e.run(80, &mut random_streams(&net, params.len(), 44)).unwrap();
-        runs.push((first, second, e.state().unwrap()));
+    let nets = [
+        ("population", NetworkSpec::fully_connected(1, 5, true).bias(true).outputs(vec![4, 5]).seed(41)),
+        ("small_net", NetworkSpec::layered(&[3, 20, 2]).bias(true).seed(45)),
+    ];
+    for (family, spec) in nets {
+        let net = spec.build().unwrap();
+        let params = replica_params(&net);
+        let state = random_state(&net, params.len(), 42);
+        let mut runs = Vec::new();
+        for fused in [true, false] {
+            let mut e = Engine::with_context(net.clone(), params.clone(), ctx.clone()).unwrap();
+            e.set_fused(fused);
+            assert_eq!(e.kernel_families().starts_with(family), fused, "{}", e.kernel_families());
+            e.set_block_steps(50).unwrap();
+            e.set_record_every(3).unwrap();
+            e.set_state(&state).unwrap();
+            let first = e.run(120, &mut random_streams(&net, params.len(), 43)).unwrap();
+            let mid = e.state().unwrap();
+            e.set_state(&mid).unwrap();
+            let second = e.run(80, &mut random_streams(&net, params.len(), 44)).unwrap();
+            runs.push((first, second, e.state().unwrap()));
+        }
+        let (kernels, fused) = (runs.pop().unwrap(), runs.pop().unwrap());
+        for (what, f, k) in [("first run", &fused.0, &kernels.0), ("after set_state", &fused.1, &kernels.1)] {
+            assert_eq!(f.step, k.step, "{family}, {what}: recorded steps");
+            assert_close(&format!("{family}, {what}: outputs"), &f.outputs, &k.outputs, ATOL, RTOL);
+            assert_close(&format!("{family}, {what}: loss"), &f.loss, &k.loss, ATOL, RTOL);
+            assert_close(&format!("{family}, {what}: hamiltonian"), &f.hamiltonian, &k.hamiltonian, 1e-5, 1e-4);
+        }
+        assert_close(&format!("{family}: final w"), &fused.2.w, &kernels.2.w, 1e-5, 1e-4);
+        assert_close(&format!("{family}: final x"), &fused.2.x, &kernels.2.x, 1e-5, 1e-4);
     }
-    let (kernels, population) = (runs.pop().unwrap(), runs.pop().unwrap());
-    for (what, p, k) in [("first run", &population.0, &kernels.0), ("after set_state", &population.1, &kernels.1)] {
-        assert_eq!(p.step, k.step, "{what}: recorded steps");
-        assert_close(&format!("{what}: outputs"), &p.outputs, &k.outputs, ATOL, RTOL);
-        assert_close(&format!("{what}: loss"), &p.loss, &k.loss, ATOL, RTOL);
-        assert_close(&format!("{what}: hamiltonian"), &p.hamiltonian, &k.hamiltonian, 1e-5, 1e-4);
-    }
-    assert_close("final w", &population.2.w, &kernels.2.w, 1e-5, 1e-4);
-    assert_close("final x", &population.2.x, &kernels.2.x, 1e-5, 1e-4);
 }
 
 #[test]

@@ -152,7 +152,7 @@ fn dispatch(command: Command) -> localprop::Result<()> {
             report(&summary, &opts.out);
         }
         Command::Check { experiment } => {
-            let experiment::Checked { exp, steps, replicas, kernels } = experiment::check(&experiment)?;
+            let experiment::Checked { exp, steps, replicas, kernels, kernels_gpu } = experiment::check(&experiment)?;
             println!(
                 "{}: ok ({}, {steps} steps, {replicas} replica{})",
                 experiment.display(),
@@ -160,11 +160,18 @@ fn dispatch(command: Command) -> localprop::Result<()> {
                 if replicas == 1 { "" } else { "s" }
             );
             println!("kernels: {kernels}");
+            if kernels_gpu != kernels {
+                println!("kernels on a GPU: {kernels_gpu}");
+            }
         }
         Command::Info { experiment } => {
             info();
             if let Some(path) = experiment {
-                println!("{}: kernels: {}", path.display(), experiment::check(&path)?.kernels);
+                let checked = experiment::check(&path)?;
+                println!("{}: kernels: {}", path.display(), checked.kernels);
+                if checked.kernels_gpu != checked.kernels {
+                    println!("{}: kernels on a GPU: {}", path.display(), checked.kernels_gpu);
+                }
             }
         }
         Command::BpLimit { out } => bp_limit::run(&out)?,

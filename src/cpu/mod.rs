@@ -396,8 +396,9 @@ impl CpuExecutor {
                     // so that the column partials keep their row order.
                     Kernel::SparseWideStep => {}
                     Kernel::CostateStep => costate_step(b, s, src),
-                    // Runs per block, above; never in a step's list.
-                    Kernel::Population => unreachable!("population is not a per-step kernel"),
+                    // Population runs per block, above; small_net is the GPU's fusion of this
+                    // very list. Neither is in the list the CPU runs.
+                    Kernel::Population | Kernel::SmallNet => {}
                 }
             }
             self.gather = false;

@@ -13,7 +13,7 @@ use super::kernels::{PopulationShape, kernel_source_for};
 use crate::block::Block;
 use crate::cpu::Buffers;
 use crate::error::{Error, Result};
-use crate::layout::{BlockUniform, KernelParams, NO_RECORD, StepUniform};
+use crate::layout::{BLOCK_WORDS, BlockUniform, KernelParams, NO_RECORD, StepUniform};
 use crate::plan::{Dispatch, Kernel, Plan};
 
 /// The engine's GPU buffers. `x[0]`, `x[1]`, `p`, `w` and `pw` are plain `f32` arrays laid
@@ -70,9 +70,9 @@ pub struct GpuExecutor {
     pub step: u64,
     /// Whether the next step must first gather the pre-activations (a new or replaced state).
     pub gather: bool,
-    /// Whether a small network ([`Plan::population`]) runs its blocks in the `population`
-    /// kernel (the default) rather than kernel by kernel.
-    pub population: bool,
+    /// Whether a small network runs in a fused kernel (the default): `population` for
+    /// [`Plan::population`], `small_net` for [`Plan::small_net`]; else kernel by kernel.
+    pub fused: bool,
     /// Steps per `population` dispatch: the whole block on a GPU; on a CPU adapter
     /// (llvmpipe, lavapipe), few enough that an invocation stays under the 65,535 loop
     /// iterations after which those drivers end it.
@@ -112,6 +112,9 @@ fn packing(b: &Buffers, capacity: usize) -> Packing {
     k.outputs_off = take(n_out);
     k.out_slot_off = take(n);
     k.wide_off = take(b.wide_rows.len());
+    let n_dense = b.plan.blocks.len() - usize::from(b.plan.sparse);
+    k.blocks_off = take(n_dense * BLOCK_WORDS as usize);
+    k.n_blocks = n_dense as u32;
     let graph_len = at;
     let mut at = 4 * r;
     let mut take = |len: usize| {
@@ -273,7 +276,12 @@ impl GpuExecutor {
         });
         let mut pipelines = Vec::new();
         let shape = PopulationShape::new(&k, &pk.plan, &b.outputs, &b.out_slot);
-        for kernel in Kernel::ALL.into_iter().filter(|&kernel| kernel != Kernel::Population || pk.plan.population) {
+        let wanted = |kernel: Kernel| match kernel {
+            Kernel::Population => pk.plan.population,
+            Kernel::SmallNet => pk.plan.small_net,
+            _ => true,
+        };
+        for kernel in Kernel::ALL.into_iter().filter(|&kernel| wanted(kernel)) {
             let pipeline = ctx.checked(kernel.name(), || {
                 let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(kernel.name()),
@@ -341,6 +349,10 @@ impl GpuExecutor {
         {
             graph.extend_from_slice(part);
         }
+        for blk in &pk.plan.blocks[..k.n_blocks as usize] {
+            let words: &[u32] = bytemuck::cast_slice(bytemuck::bytes_of(blk));
+            graph.extend_from_slice(&words[..BLOCK_WORDS as usize]);
+        }
         queue.write_buffer(&buffers.params, 0, bytemuck::bytes_of(&k));
         write_f32(queue, &buffers.graph, 0, bytemuck::cast_slice(&graph));
         let mut aux_head: Vec<f32> = bytemuck::cast_slice(&b.replica).to_vec();
@@ -365,7 +377,7 @@ impl GpuExecutor {
             next_slot: 0,
             step,
             gather: true,
-            population: true,
+            fused: true,
             population_steps: population_steps(&ctx, &shape),
             plan: pk.plan,
             block_stride,
@@ -403,7 +415,8 @@ impl GpuExecutor {
     /// Uploads a block's streams and per-step scalars through the queue (they take effect
     /// before the next submission, after every earlier one) and records its steps into
     /// `encoder`: one compute pass, with one `population` dispatch for a small network, else
-    /// the step's dispatch list per step. Copies the trace rows
+    /// the step's dispatch list per step (one `small_net` dispatch per step for a network of
+    /// few tiles). Copies the trace rows
     /// to `trace_to` when given.
     pub fn encode_block(&mut self, encoder: &mut wgpu::CommandEncoder, block: &Block, trace_to: Option<&wgpu::Buffer>) {
         let k = self.params;
@@ -420,7 +433,7 @@ impl GpuExecutor {
                 queue.write_buffer(&g.steps, 0, &steps);
             }
         }
-        if self.population && self.plan.population {
+        if self.fused && self.plan.population {
             self.encode_population(encoder, block);
         } else {
             self.encode_steps(encoder, block);
@@ -488,7 +501,12 @@ impl GpuExecutor {
                 let src = (self.step % 2) as usize;
                 pass.set_bind_group(1, &self.pingpong[src], &[]);
                 let step_offset = (row as u64 * self.stride) as u32;
-                for d in self.plan.step(&k, s.record_row != NO_RECORD, self.gather) {
+                let list = if self.fused && self.plan.small_net {
+                    self.plan.small_net_step(&k, self.gather)
+                } else {
+                    self.plan.step(&k, s.record_row != NO_RECORD, self.gather)
+                };
+                for d in list {
                     let block_offset = (d.block as u64 * self.block_stride) as u32;
                     pass.set_bind_group(0, &self.group0, &[step_offset, block_offset]);
                     self.dispatch(&mut pass, d);

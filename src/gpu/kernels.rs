@@ -2,8 +2,8 @@
 //! constants, and their compute pipelines.
 
 use crate::layout::{
-    BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, SPARSE_CHUNK_ROWS, TRACE_FIXED, WIDE_FAN_IN,
-    WORKGROUP_SIZE, lanes,
+    BLOCK_WORDS, BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, SPARSE_CHUNK_ROWS, TRACE_FIXED,
+    WIDE_FAN_IN, WORKGROUP_SIZE, lanes,
 };
 use crate::network::NOT_OUTPUT;
 use crate::plan::{Kernel, Plan};
@@ -25,6 +25,7 @@ pub fn kernel_wgsl(kernel: Kernel) -> &'static str {
         Kernel::SparseWideStep => include_str!("../../shaders/sparse_wide_step.wgsl"),
         Kernel::CostateStep => include_str!("../../shaders/costate_step.wgsl"),
         Kernel::Population => include_str!("../../shaders/population.wgsl"),
+        Kernel::SmallNet => include_str!("../../shaders/small_net.wgsl"),
     }
 }
 
@@ -39,6 +40,7 @@ pub fn prelude() -> String {
          const NO_RECORD: u32 = {NO_RECORD}u;\n\
          const NOT_OUTPUT: u32 = {NOT_OUTPUT}u;\n\
          const TRACE_FIXED: u32 = {TRACE_FIXED}u;\n\
+         const BLOCK_WORDS: u32 = {BLOCK_WORDS}u;\n\
          const FLUSH_BELOW: f32 = {FLUSH_BELOW:e};\n"
     )
 }
@@ -141,7 +143,17 @@ pub fn kernel_source(kernel: Kernel) -> String {
 }
 
 /// The complete WGSL module of a kernel, `population` specialised to `shape`.
+/// `small_net` calls the per-step kernels' item functions: its module holds their files too.
 pub fn kernel_source_for(kernel: Kernel, shape: &PopulationShape) -> String {
     let shape = if kernel == Kernel::Population { shape.constants() } else { String::new() };
-    format!("{}\n{shape}{}\n{}", prelude(), COMMON_WGSL, kernel_wgsl(kernel))
+    let mut body = String::new();
+    if kernel == Kernel::SmallNet {
+        for part in
+            [Kernel::NeuronStep, Kernel::RecordStep, Kernel::DenseStep, Kernel::DenseReduce, Kernel::CostateStep]
+        {
+            body.push_str(kernel_wgsl(part));
+            body.push('\n');
+        }
+    }
+    format!("{}\n{shape}{}\n{body}{}", prelude(), COMMON_WGSL, kernel_wgsl(kernel))
 }
