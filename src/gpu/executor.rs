@@ -416,8 +416,7 @@ impl GpuExecutor {
     /// before the next submission, after every earlier one) and records its steps into
     /// `encoder`: one compute pass, with one `population` dispatch for a small network, else
     /// the step's dispatch list per step (one `small_net` dispatch per step for a network of
-    /// few tiles). Copies the trace rows
-    /// to `trace_to` when given.
+    /// few tiles). Copies the trace rows to `trace_to` when given.
     pub fn encode_block(&mut self, encoder: &mut wgpu::CommandEncoder, block: &Block, trace_to: Option<&wgpu::Buffer>) {
         let k = self.params;
         {
