@@ -93,11 +93,8 @@ fn row_pass<const LEARN: bool, const L: usize>(
         *part += w0 * ei;
         let mut w1 = w0;
         if LEARN {
-            let dpw = -ei * xj - rp.r_w * w0;
-            let dw = -pw0 / rp.r;
-            w1 = super::flush(w0 + tau * (s.sign_state * dw));
+            (w1, *pw) = super::synapse_update(tau, s, rp, w0, pw0, ei, xj);
             *w = w1;
-            *pw = super::flush(pw0 + tau * (s.sign_costate * dpw - rp.theta * pw0));
         }
         *acc += w1 * xn;
     };

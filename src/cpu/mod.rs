@@ -30,7 +30,10 @@ pub use sparse_step::sparse_step;
 use rayon::prelude::*;
 
 use crate::block::Block;
-use crate::layout::{BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, ReplicaParams, SPARSE_CHUNK_ROWS};
+use crate::layout::{
+    BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, ReplicaParams, SPARSE_CHUNK_ROWS, StepUniform,
+    WIDE_FAN_IN, WORKGROUP_SIZE,
+};
 use crate::plan::{Kernel, Plan};
 
 /// The buffers of one engine, named as the WGSL bindings; laid out `[replica][neuron]` and
@@ -124,6 +127,46 @@ pub(crate) fn flush(v: f32) -> f32 {
     if v.abs() < FLUSH_BELOW { 0.0 } else { v }
 }
 
+/// One synapse's `(w, pw)` at step `n + 1` from its step-`n` values, its target's message
+/// and its source's state (`synapse_update` in `common.wgsl`): the one update of
+/// `dense_step`, `sparse_step` and the population path.
+#[inline(always)]
+pub(crate) fn synapse_update(
+    tau: f32,
+    s: &StepUniform,
+    rp: ReplicaParams,
+    w0: f32,
+    pw0: f32,
+    ei: f32,
+    xj: f32,
+) -> (f32, f32) {
+    let dpw = -ei * xj - rp.r_w * w0;
+    let dw = -pw0 / rp.r;
+    (flush(w0 + tau * (s.sign_state * dw)), flush(pw0 + tau * (s.sign_costate * dpw - rp.theta * pw0)))
+}
+
+/// A sparse row's sum of `len` terms (`term(m)` for its `m`-th edge, called once each, in
+/// edge order): in edge order, or, for a row of at least `WIDE_FAN_IN` edges, in the lanes
+/// and tree of the GPU's `sparse_wide_step` (edge `m` into lane `m % WG`). The order of
+/// `sparse_step`'s and the gathers' sums.
+#[inline(always)]
+pub(crate) fn sparse_row_sum(len: usize, mut term: impl FnMut(usize) -> f32) -> f32 {
+    const WG: usize = WORKGROUP_SIZE as usize;
+    if len >= WIDE_FAN_IN as usize {
+        let mut acc = [0.0f32; WG];
+        for m in 0..len {
+            acc[m % WG] += term(m);
+        }
+        lane_sum(acc, WG)
+    } else {
+        let mut acc = 0.0f32;
+        for m in 0..len {
+            acc += term(m);
+        }
+        acc
+    }
+}
+
 /// Work (invocations plus the terms they gather) from which a kernel splits its loop over
 /// threads (rayon). Each work item reads the step-`n` buffers and writes only its own
 /// outputs, and every sum has a fixed order, so the split changes no value: results are
@@ -153,7 +196,7 @@ pub(crate) fn lane_sum<const L: usize>(mut acc: [f32; L], lanes: usize) -> f32 {
 
 /// The tree over all `L <= WG` lanes, level by level with constant bounds.
 #[inline(always)]
-fn full_tree<const L: usize>(acc: &mut [f32; L]) {
+pub(crate) fn full_tree<const L: usize>(acc: &mut [f32; L]) {
     const { assert!(L.is_power_of_two() && L <= 64) };
     macro_rules! level {
         ($($stride:literal)*) => {$(

@@ -19,7 +19,7 @@ use super::costate_step::costate_update;
 use super::dense_step::tiled_row_sum;
 use super::neuron_step::neuron_update;
 use super::record_step::record_replica;
-use super::{Buffers, PARALLEL_FROM, flush, lane_sum};
+use super::{Buffers, PARALLEL_FROM, lane_sum, synapse_update};
 use crate::block::Block;
 use crate::layout::{
     BlockUniform, KernelParams, NO_RECORD, ReplicaParams, StepUniform, TRACE_FIXED, WORKGROUP_SIZE, lanes,
@@ -291,15 +291,14 @@ fn neuron_lanes(k: &KernelParams, s: &StepUniform, a: &V, x: &V, c: &V, p: &V) -
 /// The per-replica constants of the synapse update.
 struct Coef<'a> {
     tau: f32,
-    ss: f32,
-    sc: f32,
+    s: &'a StepUniform,
     r_w: &'a V,
     r: &'a V,
     theta: &'a V,
 }
 
-/// One synapse of every replica of a group: `row_pass`'s arithmetic, lane by lane, on
-/// separate arrays so that the loops vectorise.
+/// One synapse of every replica of a group: `row_pass`'s arithmetic ([`synapse_update`]),
+/// lane by lane, on separate arrays so that the loops vectorise.
 #[expect(clippy::too_many_arguments, reason = "one synapse's values across a group, inlined")]
 #[inline(always)]
 fn synapse_lanes(
@@ -321,10 +320,8 @@ fn synapse_lanes(
     if learning {
         let mut pw1 = pw0;
         for m in 0..LANES {
-            let dpw = -ei[m] * xj[m] - k.r_w[m] * w0[m];
-            let dw = -pw0[m] / k.r[m];
-            w1[m] = flush(w0[m] + k.tau * (k.ss * dw));
-            pw1[m] = flush(pw0[m] + k.tau * (k.sc * dpw - k.theta[m] * pw0[m]));
+            let rp = ReplicaParams { q: 0.0, r: k.r[m], r_w: k.r_w[m], theta: k.theta[m] };
+            (w1[m], pw1[m]) = synapse_update(k.tau, k.s, rp, w0[m], pw0[m], ei[m], xj[m]);
         }
         (*w, *pw) = (w1, pw1);
     }
@@ -458,7 +455,7 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
             acc[..lanes].iter_mut().for_each(|v| *v = [0.0; LANES]);
             for j in 0..cols {
                 let at = ii * cols + j;
-                let coef = Coef { tau, ss: s.sign_state, sc: s.sign_costate, r_w: &r_w, r: &r, theta: &theta };
+                let coef = Coef { tau, s, r_w: &r_w, r: &r, theta: &theta };
                 synapse_lanes(learning, &mut w[at], &mut pw[at], &mut part[j], &mut acc[j], &ei, &xs[j], &xn[j], &coef);
             }
             let sum = lane_sum_v(&mut acc, lanes);

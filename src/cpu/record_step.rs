@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/record_step.wgsl`.
 
-use super::Buffers;
+use super::{Buffers, full_tree};
 use crate::layout::{ReplicaParams, StepUniform, TRACE_FIXED, WORKGROUP_SIZE};
 
 /// One workgroup per replica: sums the state power, the masked squared errors, `|pw|^2` and
@@ -95,7 +95,7 @@ fn record_lanes<const L: usize>(
         }
     }
     for acc in [&mut hs, &mut err, &mut pw2, &mut w2] {
-        lane_tree(acc);
+        full_tree(acc);
     }
     let loss = 0.5 * rp.q * err[0];
     let kinetic = 0.5 * pw2[0] / rp.r;
@@ -103,16 +103,4 @@ fn record_lanes<const L: usize>(
     trace[0] = loss;
     trace[1] = kinetic + potential + loss;
     trace[2] = hs[0] - kinetic + potential + loss;
-}
-
-/// The tree over all `L` lanes: lane `l` adds lane `l + stride`, `stride = L/2, ..., 1`.
-#[inline(always)]
-fn lane_tree<const L: usize>(acc: &mut [f32; L]) {
-    let mut stride = L / 2;
-    while stride > 0 {
-        for l in 0..stride {
-            acc[l] += acc[l + stride];
-        }
-        stride /= 2;
-    }
 }

@@ -1,9 +1,7 @@
 //! CPU twin of `shaders/sparse_step.wgsl`.
 
-use super::{Buffers, flush, lane_sum, sparse_rows};
-use crate::layout::{BlockUniform, StepUniform, WIDE_FAN_IN, WORKGROUP_SIZE};
-
-const WG: usize = WORKGROUP_SIZE as usize;
+use super::{Buffers, sparse_row_sum, sparse_rows, synapse_update};
+use crate::layout::{BlockUniform, StepUniform};
 
 /// Per target neuron `i` of the sparse block and replica, over its incoming edges in order:
 /// the partial column sum of the row's chunk `part_j += w_ij e_hat_i` (rows in order),
@@ -30,35 +28,16 @@ pub fn sparse_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnif
         let rp = replica[r];
         let (cur, next) = (&cur[r * n..(r + 1) * n], &next[r * n..(r + 1) * n]);
         // One edge: its partial, its update, and its term of the next pre-activation.
-        let mut edge = |m: usize, w: &mut f32, pw: &mut f32| -> f32 {
+        *ai += sparse_row_sum(w.len(), |m| {
             let j = edge_src[lo + m] as usize;
-            let w0 = *w;
+            let w0 = w[m];
             part[j] += w0 * ei;
             let mut w1 = w0;
             if learning {
-                let xj = cur[j];
-                let pw0 = *pw;
-                let dpw = -ei * xj - rp.r_w * w0;
-                let dw = -pw0 / rp.r;
-                w1 = flush(w0 + tau * (s.sign_state * dw));
-                *w = w1;
-                *pw = flush(pw0 + tau * (s.sign_costate * dpw - rp.theta * pw0));
+                (w1, pw[m]) = synapse_update(tau, s, rp, w0, pw[m], ei, cur[j]);
+                w[m] = w1;
             }
             w1 * next[j]
-        };
-        if w.len() >= WIDE_FAN_IN as usize {
-            // sparse_wide_step's lanes: edge m into lane m % WG, then the tree.
-            let mut acc = [0.0f32; WG];
-            for (m, (w, pw)) in w.iter_mut().zip(pw.iter_mut()).enumerate() {
-                acc[m % WG] += edge(m, w, pw);
-            }
-            *ai += lane_sum(acc, WG);
-        } else {
-            let mut acc = 0.0f32;
-            for (m, (w, pw)) in w.iter_mut().zip(pw.iter_mut()).enumerate() {
-                acc += edge(m, w, pw);
-            }
-            *ai += acc;
-        }
+        });
     });
 }
