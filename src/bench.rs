@@ -199,14 +199,28 @@ pub fn run_case(case: &Case, backend: Backend, seconds: f64, bandwidth_bytes_per
     let mut all: Vec<Streams> = (0..case.replicas).map(streams).collect();
     let block = 256u64;
     engine.set_block_steps(block as usize)?;
+    // The recorded rows go to a sink that counts them, as a run that streams its trace to
+    // disk keeps none in memory (`Engine::run_blocks`); they are unpacked and checked finite
+    // all the same.
+    let mut rows = 0u64;
+    let mut run = |engine: &mut Engine, steps: u64| {
+        engine.run_blocks(steps, &mut all, |_, part| {
+            rows += part.rows() as u64;
+            Ok(())
+        })
+    };
     // Warm-up and calibration: one block, then as many blocks as fill the time.
     let t = Instant::now();
-    engine.run(block, &mut all)?;
+    run(&mut engine, block)?;
     let per_step = t.elapsed().as_secs_f64() / block as f64;
     let steps = (((seconds / per_step.max(1e-12)) as u64).div_ceil(block) * block).clamp(block, 1 << 24);
     let t = Instant::now();
-    engine.run(steps, &mut all)?;
+    run(&mut engine, steps)?;
     let wall = t.elapsed().as_secs_f64();
+    let want = (block + steps).div_ceil(case.record_every);
+    if rows != want {
+        return Err(Error::Device(format!("{}: {rows} trace rows recorded, {want} expected", case.name)));
+    }
     let bytes_per_step =
         case.replicas as u64 * (synapses as u64 * BYTES_PER_SYNAPSE + neurons as u64 * BYTES_PER_NEURON);
     let steps_per_s = steps as f64 / wall;

@@ -99,6 +99,16 @@ pub struct Engine {
     exec: Exec,
     record_every: u64,
     block_steps: usize,
+    /// The last block's buffers and spent trace parts, filled again by the next blocks
+    /// (fresh buffers of many megabytes per block cost page faults and zeroing).
+    spare: Spare,
+}
+
+/// Buffers kept between blocks.
+#[derive(Default)]
+struct Spare {
+    block: Block,
+    parts: Vec<Trace>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -178,6 +188,7 @@ impl Engine {
             exec: Exec::Cpu(CpuExecutor::new(buffers, 0), VecDeque::new()),
             record_every: 1,
             block_steps: DEFAULT_BLOCK_STEPS,
+            spare: Spare::default(),
         })
     }
 
@@ -247,18 +258,21 @@ impl Engine {
         if steps > self.block_steps {
             return Err(Error::param("steps", steps, format!("at most the block size, {}", self.block_steps)));
         }
-        let (mut block, _) = self.prepare_block(steps, streams)?;
+        let mut block = std::mem::take(&mut self.spare.block);
+        let part = self.prepare_block(steps, streams, &mut block);
         for s in &mut block.steps {
             s.record_row = NO_RECORD;
         }
         block.records = 0;
-        match &mut self.exec {
+        let done = part.map(|part| self.spare.parts.push(part)).and_then(|()| match &mut self.exec {
             Exec::Gpu(g) => {
                 g.encode_block(encoder, &block, None);
                 Ok(())
             }
             Exec::Cpu(..) => Err(Error::NeedsGpu("record_steps")),
-        }
+        });
+        self.spare.block = block;
+        done
     }
 
     /// Whether small networks run in the fused kernels (the default) or kernel by kernel, one
@@ -395,8 +409,27 @@ impl Engine {
         streams: &mut [Streams],
         mut progress: impl FnMut(u64),
     ) -> Result<Trace> {
-        self.check_streams(streams)?;
         let mut trace = Trace::new(self.replicas(), self.net.outputs().len());
+        self.run_blocks(steps, streams, |done, part| {
+            trace.extend_from(part);
+            progress(done);
+            Ok(())
+        })?;
+        Ok(trace)
+    }
+
+    /// Runs `steps` steps as [`Engine::run`] does, but hands each block's recorded rows to
+    /// `sink(steps_done, rows)` instead of collecting them, so memory stays flat however long
+    /// the run: a sink that writes the rows to disk, or reduces them, keeps nothing else. A
+    /// block may record no rows (`record_every` longer than a block); `sink` is called for
+    /// every block all the same. An error from `sink` stops the run after that block.
+    pub fn run_blocks(
+        &mut self,
+        steps: u64,
+        streams: &mut [Streams],
+        mut sink: impl FnMut(u64, &Trace) -> Result<()>,
+    ) -> Result<()> {
+        self.check_streams(streams)?;
         // Block b + 1 is prepared and submitted before block b's trace is collected, so on
         // the GPU the host evaluates streams and reads traces while the device computes.
         let mut in_flight: VecDeque<(Trace, u64)> = VecDeque::new();
@@ -404,8 +437,11 @@ impl Engine {
         while submitted < steps || !in_flight.is_empty() {
             if submitted < steps && in_flight.len() < 2 {
                 let len = (steps - submitted).min(self.block_steps as u64) as usize;
-                let (block, part) = self.prepare_block(len, streams)?;
-                self.exec.submit(&block)?;
+                let mut block = std::mem::take(&mut self.spare.block);
+                let part = self.prepare_block(len, streams, &mut block)?;
+                let sent = self.exec.submit(&block);
+                self.spare.block = block;
+                sent?;
                 submitted += len as u64;
                 in_flight.push_back((part, submitted));
                 if in_flight.len() < 2 && submitted < steps {
@@ -414,13 +450,13 @@ impl Engine {
             }
             let (mut part, done) = in_flight.pop_front().expect("a block is in flight");
             let rows = self.exec.collect()?;
-            self.unpack_trace(&rows, &mut part)?;
+            let unpacked = self.unpack_trace(&rows, &mut part);
             self.exec.recycle(rows);
-            trace.append(part);
-            progress(done);
+            unpacked?;
+            sink(done, &part)?;
+            self.spare.parts.push(part);
         }
-        self.check_state()?;
-        Ok(trace)
+        self.check_state()
     }
 
     /// The run's last guard: a state that turned non-finite after the last recorded step
@@ -483,20 +519,26 @@ impl Engine {
     /// next step's pre-activations, which read the next step's inputs. That step's inputs are
     /// sampled again as the first row of the next block, so an input stream must give the same
     /// values when sampled twice at one step.
-    fn prepare_block(&self, len: usize, streams: &mut [Streams]) -> Result<(Block, Trace)> {
+    ///
+    /// `block` is refilled in place (its buffers are reused); the trace part is a spent one
+    /// emptied, or a new one.
+    fn prepare_block(&mut self, len: usize, streams: &mut [Streams], block: &mut Block) -> Result<Trace> {
         let (replicas, d, n_in, n_out) = (self.replicas(), self.net.d(), self.net.inputs(), self.net.outputs().len());
         let first = self.step();
         let tau = crate::params::decimal(self.params[0].tau);
         let policy = self.params[0].policy;
-        let mut block = Block {
-            first_step: first,
-            steps: Vec::with_capacity(len),
-            inputs: vec![1.0; (len + 1) * replicas * d],
-            targets: vec![0.0; len * replicas * n_out],
-            masks: vec![1.0; len * replicas * n_out],
-            records: 0,
+        let refill = |v: &mut Vec<f32>, len: usize, value: f32| {
+            v.clear();
+            v.resize(len, value);
         };
-        let mut part = Trace::new(replicas, n_out);
+        block.first_step = first;
+        block.steps.clear();
+        refill(&mut block.inputs, (len + 1) * replicas * d, 1.0);
+        refill(&mut block.targets, len * replicas * n_out, 0.0);
+        refill(&mut block.masks, len * replicas * n_out, 1.0);
+        block.records = 0;
+        let mut part = self.spare.parts.pop().unwrap_or_else(|| Trace::new(replicas, n_out));
+        part.clear();
         for row in 0..len {
             let step = first + row as u64;
             let t = step as f64 * tau;
@@ -550,7 +592,7 @@ impl Engine {
                 check_finite("input", r, step, out)?;
             }
         }
-        Ok((block, part))
+        Ok(part)
     }
 
     /// Splits the executor's trace rows into the trace columns and checks they are finite.

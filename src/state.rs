@@ -132,6 +132,32 @@ impl Trace {
         self.masks.extend(other.masks);
     }
 
+    /// Appends a copy of the rows of `other` (same shape).
+    pub fn extend_from(&mut self, other: &Trace) {
+        self.step.extend_from_slice(&other.step);
+        self.t.extend_from_slice(&other.t);
+        self.sign.extend_from_slice(&other.sign);
+        self.loss.extend_from_slice(&other.loss);
+        self.lagrangian.extend_from_slice(&other.lagrangian);
+        self.hamiltonian.extend_from_slice(&other.hamiltonian);
+        self.outputs.extend_from_slice(&other.outputs);
+        self.targets.extend_from_slice(&other.targets);
+        self.masks.extend_from_slice(&other.masks);
+    }
+
+    /// Removes every row, keeping the shape and the allocations.
+    pub fn clear(&mut self) {
+        self.step.clear();
+        self.t.clear();
+        self.sign.clear();
+        self.loss.clear();
+        self.lagrangian.clear();
+        self.hamiltonian.clear();
+        self.outputs.clear();
+        self.targets.clear();
+        self.masks.clear();
+    }
+
     /// Output `o` of `replica` over all rows.
     pub fn output_series(&self, replica: usize, o: usize) -> Vec<f32> {
         self.series(&self.outputs, replica, o)
