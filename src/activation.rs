@@ -9,7 +9,7 @@
 
 /// `(sigma(a), sigma'(a))` for the activation with the given code
 /// (`0` tanh, `1` logistic, anything else identity), as in `common.wgsl`'s `activate`.
-#[inline]
+#[inline(always)]
 pub fn activate(code: u32, a: f32) -> (f32, f32) {
     match code {
         0 => {
@@ -43,7 +43,7 @@ pub fn exp(x: f32) -> f32 {
     let p =
         ((((1.987_569_1e-4 * r + 1.398_2e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 0.166_666_65) * r + 0.5;
     let y = p * (r * r) + r + 1.0;
-    let scaled = y * f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let scaled = y * pow2(n);
     if x > 88.0 {
         f32::INFINITY
     } else if x < -87.0 {
@@ -53,9 +53,26 @@ pub fn exp(x: f32) -> f32 {
     }
 }
 
+/// `2^n` for an integer-valued `n` in `[-126, 127]`, from the bits of `n + 1.5 * 2^23`,
+/// whose low mantissa bits hold `n`: the bits of `((n as i32 + 127) as u32) << 23` without a
+/// float-to-int conversion, which keeps loops over it from vectorising.
+#[inline(always)]
+fn pow2(n: f32) -> f32 {
+    const SHIFTER: f32 = 12_582_912.0;
+    let n_bits = (n + SHIFTER).to_bits().wrapping_sub(SHIFTER.to_bits());
+    f32::from_bits(n_bits.wrapping_add(127) << 23)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{activate, exp};
+    use super::{activate, exp, pow2};
+
+    #[test]
+    fn pow2_is_exact_over_the_normal_exponents() {
+        for n in -126..=127 {
+            assert_eq!(pow2(n as f32), 2f32.powi(n), "2^{n}");
+        }
+    }
 
     #[test]
     fn exp_is_within_one_ulp_of_f64() {

@@ -62,13 +62,53 @@ pub(crate) fn tiled_row_sum(
     for (((w, pw), (xj, xn)), part) in tiles {
         let lanes = lanes(w.len() as u32) as usize;
         sum += match (learning, w.len() <= 8) {
-            (true, true) => lane_sum(row_pass::<true, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
-            (false, true) => lane_sum(row_pass::<false, 8>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+            (true, true) => lane_sum(row_pass8::<true>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
+            (false, true) => lane_sum(row_pass8::<false>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
             (true, false) => lane_sum(row_pass::<true, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
             (false, false) => lane_sum(row_pass::<false, WG>(w, pw, xj, xn, part, ei, tau, s, rp), lanes),
         };
     }
     sum
+}
+
+/// [`row_pass`] for a tile of at most 8 columns, in 8 lanes, on arrays of 8 (the tile padded
+/// with zeros) so that the lanes stay in registers and the loop over them vectorises (a loop
+/// of the tile's own length would index them in memory, and the tree would wait on the
+/// stores). A padded lane computes `w = pw = +0` and adds `+0` to its lane, as an unused
+/// lane holds: the sums are the same. Only the tile's own columns are written back.
+#[expect(clippy::too_many_arguments, reason = "the row's buffers and scalars, inlined into the pass")]
+#[inline(always)]
+fn row_pass8<const LEARN: bool>(
+    w: &mut [f32],
+    pw: &mut [f32],
+    xj: &[f32],
+    xn: &[f32],
+    part: &mut [f32],
+    ei: f32,
+    tau: f32,
+    s: &StepUniform,
+    rp: ReplicaParams,
+) -> [f32; 8] {
+    let len = w.len();
+    let load = |v: &[f32]| -> [f32; 8] {
+        match v.try_into() {
+            Ok(v) => v,
+            Err(_) => std::array::from_fn(|l| if l < len { v[l] } else { 0.0 }),
+        }
+    };
+    let (w0, pw0, xj, xn) = (load(w), load(pw), load(xj), load(xn));
+    let (mut w1, mut pw1, mut part1, mut acc) = (w0, pw0, load(part), [0.0f32; 8]);
+    for l in 0..8 {
+        part1[l] += w0[l] * ei;
+        if LEARN {
+            (w1[l], pw1[l]) = super::synapse_update(tau, s, rp, w0[l], pw0[l], ei, xj[l]);
+        }
+        acc[l] += w1[l] * xn[l];
+    }
+    w.copy_from_slice(&w1[..len]);
+    pw.copy_from_slice(&pw1[..len]);
+    part.copy_from_slice(&part1[..len]);
+    acc
 }
 
 /// One tile of a row: returns the `L` lanes of its next pre-activation (`L = WG`, or 8 for

@@ -122,7 +122,7 @@ pub(crate) fn x_value(k: &KernelParams, row: u32, inputs: &[f32], x: &[f32], r: 
 
 /// `v`, or 0 when `|v| <` [`FLUSH_BELOW`] (`flush` in `common.wgsl`); applied to every stored
 /// state value.
-#[inline]
+#[inline(always)]
 pub(crate) fn flush(v: f32) -> f32 {
     if v.abs() < FLUSH_BELOW { 0.0 } else { v }
 }

@@ -28,7 +28,7 @@ pub fn neuron_step(b: &mut Buffers, s: &StepUniform, src: usize) {
 }
 
 /// A non-input neuron's `(x_next, e_hat, h)` from its pre-activation, state, speed and costate.
-#[inline]
+#[inline(always)]
 pub(crate) fn neuron_update(k: &KernelParams, s: &StepUniform, ai: f32, xi: f32, ci: f32, pi: f32) -> (f32, f32, f32) {
     let (sig, dsig) = activate(k.activation, ai);
     let dx = ci * (sig - xi);

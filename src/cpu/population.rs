@@ -8,10 +8,8 @@
 //! is the dispatch list of [`crate::plan`] (`dense_gather` on the first step after a state is
 //! set, `neuron_step`, `record_step`, `dense_step`, `dense_reduce`, `costate_step`) computed
 //! with the kernels' own arithmetic in the same order for every replica, so its results are
-//! bit-identical to the kernel-by-kernel path (tested). There is no WGSL twin yet: on the GPU
-//! these nets run kernel by kernel.
-
-#![expect(clippy::needless_range_loop, reason = "the lanes of a group are indexed like the kernels' lanes")]
+//! bit-identical to the kernel-by-kernel path (tested). Its WGSL twin is
+//! `shaders/population.wgsl`, one invocation per replica.
 
 use rayon::prelude::*;
 
@@ -181,8 +179,26 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
         &mut g.h[m * n..(m + 1) * n],
         &mut g.b[m * n..(m + 1) * n],
     );
-    let (w, pw) = (&mut g.w[m * ne..(m + 1) * ne], &mut g.pw[m * ne..(m + 1) * ne]);
-    let part = &mut g.part[m * cols..(m + 1) * cols];
+    // Rows of at most 8 columns are kept padded to 8 with zeros for the block, so that the
+    // row pass runs whole 8-lane tiles in registers. A padded synapse keeps `w = pw = +0`
+    // and adds `+0` to its lane, as an unused lane holds: every sum is the same.
+    let stride = if cols <= 8 { 8 } else { cols };
+    let (gw, gpw) = (&mut g.w[m * ne..(m + 1) * ne], &mut g.pw[m * ne..(m + 1) * ne]);
+    let pad = |v: &[f32]| -> Vec<f32> {
+        let mut out = vec![0.0f32; rows * stride];
+        for (o, v) in out.chunks_mut(stride).zip(v.chunks(cols)) {
+            o[..cols].copy_from_slice(v);
+        }
+        out
+    };
+    let unpad = |v: &[f32], out: &mut [f32]| {
+        for (o, v) in out.chunks_mut(cols).zip(v.chunks(stride)) {
+            o.copy_from_slice(&v[..cols]);
+        }
+    };
+    let (mut w, mut pw, mut part) = (pad(gw), pad(gpw), vec![0.0f32; stride]);
+    // Row-major copies of `w` and `pw` for the record, whose lanes follow the edge order.
+    let (mut w_rec, mut pw_rec) = (vec![0.0f32; ne], vec![0.0f32; ne]);
     let c = &g.c[m * n..(m + 1) * n];
     let (mut xs, mut xn) = ([0.0f32; WG], [0.0f32; WG]);
     for (step, s) in sh.block.steps.iter().enumerate() {
@@ -195,7 +211,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
             for ii in 0..rows {
                 let mut acc = [0.0f32; WG];
                 for j in 0..cols {
-                    acc[j] += w[ii * cols + j] * value(s.row, x_in, col0 + j);
+                    acc[j] += w[ii * stride + j] * value(s.row, x_in, col0 + j);
                 }
                 a[row0 + ii] += 0.0 + lane_sum(acc, lanes);
             }
@@ -211,6 +227,13 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
         if s.record_row != NO_RECORD {
             let t = sh.target_at(s.row, r);
             let at = (s.record_row as usize * g.count + m) * width;
+            let (w, pw) = if stride == cols {
+                (&w[..], &pw[..])
+            } else {
+                unpad(&w, &mut w_rec);
+                unpad(&pw, &mut pw_rec);
+                (&w_rec[..], &pw_rec[..])
+            };
             record_replica(
                 rp,
                 sh.outputs,
@@ -231,9 +254,9 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
         part.fill(0.0);
         for ii in 0..rows {
             let ei = e_hat[row0 + ii];
-            let (w, pw) = (&mut w[ii * cols..(ii + 1) * cols], &mut pw[ii * cols..(ii + 1) * cols]);
-            let (xj, xv) = (&xs[..cols], &xn[..cols]);
-            a[row0 + ii] += tiled_row_sum(k.learning != 0, w, pw, xj, xv, part, ei, k.tau, s, rp, cols);
+            let (w, pw) = (&mut w[ii * stride..(ii + 1) * stride], &mut pw[ii * stride..(ii + 1) * stride]);
+            let (xj, xv) = (&xs[..stride], &xn[..stride]);
+            a[row0 + ii] += tiled_row_sum(k.learning != 0, w, pw, xj, xv, &mut part, ei, k.tau, s, rp, stride);
         }
         // dense_reduce (one chunk)
         for j in 0..cols {
@@ -251,17 +274,21 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
             }
         }
     }
+    unpad(&w, gw);
+    unpad(&pw, gpw);
+    g.part[m * cols..(m + 1) * cols].copy_from_slice(&part[..cols]);
 }
 
 /// The tree over the first `lanes` entries of `acc`, for every replica of a group
-/// ([`super::lane_sum`] lane by lane).
+/// ([`super::lane_sum`] lane by lane; the halves are split so that the loops vectorise).
 #[inline]
 fn lane_sum_v(acc: &mut [V], lanes: usize) -> V {
     let mut stride = lanes / 2;
     while stride > 0 {
-        for l in 0..stride {
-            for g in 0..LANES {
-                acc[l][g] += acc[l + stride][g];
+        let (lo, hi) = acc.split_at_mut(stride);
+        for (a, b) in lo.iter_mut().zip(hi.iter()) {
+            for m in 0..LANES {
+                a[m] += b[m];
             }
         }
         stride /= 2;
@@ -269,23 +296,89 @@ fn lane_sum_v(acc: &mut [V], lanes: usize) -> V {
     acc[0]
 }
 
-/// [`neuron_update`] for every replica of a group, the activation chosen outside the loop
-/// over the replicas so that the loop (activation and `exp` included) vectorises.
-#[inline(always)]
-fn neuron_lanes(k: &KernelParams, s: &StepUniform, a: &V, x: &V, c: &V, p: &V) -> (V, V, V) {
-    let mut out = ([0.0; LANES], [0.0; LANES], [0.0; LANES]);
-    let mut each = |code: u32| {
-        let k = KernelParams { activation: code, ..*k };
+/// The per-replica constants of the trace row.
+struct RecordCoef {
+    q: V,
+    r: V,
+    r_w: V,
+}
+
+/// [`record_replica`] for every replica of a group, in `L` lanes (a power of two covering
+/// every array, or `WG`): element `i` of each array goes to lane `i % WG` in order, then a
+/// tree halves the lanes. The sums live in local arrays so that the loops over the group's
+/// replicas vectorise.
+#[expect(clippy::too_many_arguments, reason = "one group's slices, called once per recorded step")]
+fn record_lanes<const L: usize>(
+    sh: &Shared<'_>,
+    s: &StepUniform,
+    r0: usize,
+    rc: &RecordCoef,
+    h: &[V],
+    x: &[V],
+    w: &[V],
+    pw: &[V],
+    trace: &mut [f32],
+) {
+    let (n_out, width) = (sh.k.n_out as usize, sh.k.trace_width as usize);
+    let (mut hs, mut err, mut pw2, mut w2) =
+        ([[0.0f32; LANES]; L], [[0.0; LANES]; L], [[0.0; LANES]; L], [[0.0; LANES]; L]);
+    for (i, v) in h.iter().enumerate() {
+        let l = i % WG % L;
         for m in 0..LANES {
-            (out.0[m], out.1[m], out.2[m]) = neuron_update(&k, s, a[m], x[m], c[m], p[m]);
+            hs[l][m] += v[m];
         }
-    };
-    match k.activation {
-        0 => each(0),
-        1 => each(1),
-        _ => each(2),
     }
-    out
+    let row = s.record_row as usize * LANES;
+    for o in 0..n_out {
+        let (xo, l) = (x[sh.outputs[o] as usize], o % WG % L);
+        for m in 0..LANES {
+            let t = sh.target_at(s.row, r0 + m) + o;
+            let dv = xo[m] - sh.targets[t];
+            err[l][m] += sh.masks[t] * dv * dv;
+            trace[(row + m) * width + TRACE_FIXED + o] = xo[m];
+        }
+    }
+    for (e, (pw, w)) in pw.iter().zip(w).enumerate() {
+        let l = e % WG % L;
+        for m in 0..LANES {
+            pw2[l][m] += pw[m] * pw[m];
+            w2[l][m] += w[m] * w[m];
+        }
+    }
+    let [hs, err, pw2, w2] = [&mut hs, &mut err, &mut pw2, &mut w2].map(|acc| lane_sum_v(acc, L));
+    for m in 0..LANES {
+        let loss = 0.5 * rc.q[m] * err[m];
+        let kinetic = 0.5 * pw2[m] / rc.r[m];
+        let potential = 0.5 * rc.r_w[m] * w2[m];
+        let at = (row + m) * width;
+        trace[at] = loss;
+        trace[at + 1] = kinetic + potential + loss;
+        trace[at + 2] = hs[m] - kinetic + potential + loss;
+    }
+}
+
+/// [`neuron_update`] for the non-input neurons of every replica of a group: `(a, x_next,
+/// e_hat, h)` from `(x, c, p)`, `a` zeroed after use. The values are taken as one flat
+/// array (neurons times replicas) and the activation is chosen outside the loop, so that the
+/// loop (activation and `exp` included) vectorises.
+#[inline(always)]
+fn neuron_lanes(k: &KernelParams, s: &StepUniform, out: [&mut [V]; 4], input: [&[V]; 3]) {
+    #[inline(always)]
+    fn each<const CODE: u32>(k: &KernelParams, s: &StepUniform, out: [&mut [V]; 4], input: [&[V]; 3]) {
+        let k = KernelParams { activation: CODE, ..*k };
+        let [a, x_next, e_hat, h] = out.map(|v| v.as_flattened_mut());
+        let [x, c, p] = input.map(|v| v.as_flattened());
+        let outs = a.iter_mut().zip(x_next.iter_mut()).zip(e_hat.iter_mut()).zip(h.iter_mut());
+        for ((((a, x_next), e_hat), h), ((x, c), p)) in outs.zip(x.iter().zip(c).zip(p)) {
+            (*x_next, *e_hat, *h) = neuron_update(&k, s, *a, *x, *c, *p);
+            *a = 0.0;
+        }
+    }
+    match k.activation {
+        0 => each::<0>(k, s, out, input),
+        1 => each::<1>(k, s, out, input),
+        _ => each::<2>(k, s, out, input),
+    }
 }
 
 /// The per-replica constants of the synapse update.
@@ -334,8 +427,7 @@ fn synapse_lanes(
 /// for each replica, with the loops over the replicas innermost.
 fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
     let (k, blk) = (&sh.k, &sh.blk);
-    let (n, ne, d, n_out, width) =
-        (k.n as usize, k.n_edges as usize, k.d as usize, k.n_out as usize, k.trace_width as usize);
+    let (n, ne, d, n_out) = (k.n as usize, k.n_edges as usize, k.d as usize, k.n_out as usize);
     let (cols, rows, row0, col0) = (blk.cols as usize, blk.rows as usize, blk.row0 as usize, blk.col0 as usize);
     let lanes = lanes(blk.cols) as usize;
     let r0 = g.r0;
@@ -355,8 +447,13 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
     let (mut xs, mut xn) = (vec![[0.0f32; LANES]; cols], vec![[0.0f32; LANES]; cols]);
     let mut acc = vec![[0.0f32; LANES]; WG];
     // record_step's lanes: those past `used` hold +0 and leave the tree unchanged.
-    let used = n.max(ne).max(n_out).clamp(1, WG).next_power_of_two();
-    let mut sums = vec![[[0.0f32; LANES]; 4]; used];
+    let record = match n.max(ne).max(n_out).clamp(1, WG).next_power_of_two() {
+        ..=8 => record_lanes::<8>,
+        16 => record_lanes::<16>,
+        32 => record_lanes::<32>,
+        _ => record_lanes::<WG>,
+    };
+    let rc = RecordCoef { q, r, r_w };
     for (step, s) in sh.block.steps.iter().enumerate() {
         let src = ((sh.first + step as u64) % 2) as usize;
         let [x0, x1] = &mut xv;
@@ -382,66 +479,20 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
             }
         }
         // neuron_step
-        for i in 0..n {
-            let ai = std::mem::replace(&mut a[i], [0.0; LANES]);
-            if i < d {
-                x_out[i] = std::array::from_fn(|m| sh.input(s.row, r0 + m, i));
-                (e_hat[i], h[i]) = ([0.0; LANES], [0.0; LANES]);
-            } else {
-                (x_out[i], e_hat[i], h[i]) = neuron_lanes(k, s, &ai, &x_in[i], &c[i], &p[i]);
-            }
+        for i in 0..d {
+            a[i] = [0.0; LANES];
+            x_out[i] = std::array::from_fn(|m| sh.input(s.row, r0 + m, i));
+            (e_hat[i], h[i]) = ([0.0; LANES], [0.0; LANES]);
         }
+        neuron_lanes(
+            k,
+            s,
+            [&mut a[d..], &mut x_out[d..], &mut e_hat[d..], &mut h[d..]],
+            [&x_in[d..], &c[d..], &p[d..]],
+        );
         // record_step (record_replica, lane by lane)
         if s.record_row != NO_RECORD {
-            sums[..used].iter_mut().for_each(|v| *v = [[0.0; LANES]; 4]);
-            for (l, sum) in sums.iter_mut().enumerate().take(n.max(ne).max(n_out)) {
-                let mut i = l;
-                while i < n {
-                    for m in 0..LANES {
-                        sum[0][m] += h[i][m];
-                    }
-                    i += WG;
-                }
-                let mut o = l;
-                while o < n_out {
-                    let xo = x_in[sh.outputs[o] as usize];
-                    for m in 0..LANES {
-                        let t = sh.target_at(s.row, r0 + m) + o;
-                        let dv = xo[m] - sh.targets[t];
-                        sum[1][m] += sh.masks[t] * dv * dv;
-                        g.trace[(s.record_row as usize * LANES + m) * width + TRACE_FIXED + o] = xo[m];
-                    }
-                    o += WG;
-                }
-                let mut e = l;
-                while e < ne {
-                    for m in 0..LANES {
-                        sum[2][m] += pw[e][m] * pw[e][m];
-                        sum[3][m] += w[e][m] * w[e][m];
-                    }
-                    e += WG;
-                }
-            }
-            let mut stride = used / 2;
-            while stride > 0 {
-                for l in 0..stride {
-                    for qn in 0..4 {
-                        for m in 0..LANES {
-                            sums[l][qn][m] += sums[l + stride][qn][m];
-                        }
-                    }
-                }
-                stride /= 2;
-            }
-            for m in 0..LANES {
-                let loss = 0.5 * q[m] * sums[0][1][m];
-                let kinetic = 0.5 * sums[0][2][m] / r[m];
-                let potential = 0.5 * r_w[m] * sums[0][3][m];
-                let at = (s.record_row as usize * LANES + m) * width;
-                g.trace[at] = loss;
-                g.trace[at + 1] = kinetic + potential + loss;
-                g.trace[at + 2] = sums[0][0][m] - kinetic + potential + loss;
-            }
+            record(sh, s, r0, &rc, &h, x_in, &w, &pw, &mut g.trace);
         }
         // dense_step (row_pass, lane by lane)
         for j in 0..cols {
@@ -474,13 +525,23 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
             let bi = b[i];
             b[i] = [0.0; LANES];
             if i >= d {
+                // The targets and masks gathered first, so that the loop over the replicas
+                // has no branch and vectorises.
                 let slot = sh.slots[i];
-                for m in 0..LANES {
-                    let t = sh.target_at(s.row, r0 + m);
-                    let target =
-                        (slot != NOT_OUTPUT).then(|| (sh.targets[t + slot as usize], sh.masks[t + slot as usize]));
-                    p[i][m] = costate_update(k, s, rp[m], p[i][m], bi[m], x_in[i][m], c[i][m], target);
+                let (mut z, mut mask) = ([0.0f32; LANES], [0.0f32; LANES]);
+                if slot != NOT_OUTPUT {
+                    for m in 0..LANES {
+                        let t = sh.target_at(s.row, r0 + m) + slot as usize;
+                        (z[m], mask[m]) = (sh.targets[t], sh.masks[t]);
+                    }
                 }
+                let costate =
+                    |m: usize, target| costate_update(k, s, rp[m], p[i][m], bi[m], x_in[i][m], c[i][m], target);
+                p[i] = if slot != NOT_OUTPUT {
+                    std::array::from_fn(|m| costate(m, Some((z[m], mask[m]))))
+                } else {
+                    std::array::from_fn(|m| costate(m, None))
+                };
             }
         }
     }
