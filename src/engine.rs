@@ -527,9 +527,14 @@ impl Engine {
         let first = self.step();
         let tau = crate::params::decimal(self.params[0].tau);
         let policy = self.params[0].policy;
+        // Every stream value is written below; what no stream writes (the bias column, the
+        // masks of replicas without a mask stream) holds the constant it was filled with, so
+        // a buffer of the same length is not filled again.
         let refill = |v: &mut Vec<f32>, len: usize, value: f32| {
-            v.clear();
-            v.resize(len, value);
+            if v.len() != len {
+                v.clear();
+                v.resize(len, value);
+            }
         };
         block.first_step = first;
         block.steps.clear();

@@ -106,6 +106,11 @@ enum Command {
         /// Also write the rows as JSON to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Record every this many steps in every case, instead of each case's own interval
+        /// (every step for the paper net, every 100th for the large cases); the peers of
+        /// benches/peer record nothing.
+        #[arg(long)]
+        record_every: Option<u64>,
     },
     /// The backprop limit: gradient error of the local rule against backprop as the speed grows.
     BpLimit {
@@ -175,7 +180,9 @@ fn dispatch(command: Command) -> localprop::Result<()> {
             }
         }
         Command::BpLimit { out } => bp_limit::run(&out)?,
-        Command::Bench { backend, quick, cases, seconds, json } => bench(backend.into(), quick, &cases, seconds, json)?,
+        Command::Bench { backend, quick, cases, seconds, json, record_every } => {
+            bench(backend.into(), quick, &cases, seconds, record_every, json)?
+        }
     }
     Ok(())
 }
@@ -216,10 +223,20 @@ fn report(s: &localprop::io::output::Summary, out: &std::path::Path) {
     println!("wrote {} in {}", s.files.join(", "), out.display());
 }
 
-fn bench(backend: Backend, quick: bool, only: &[String], seconds: f64, json: Option<PathBuf>) -> localprop::Result<()> {
+fn bench(
+    backend: Backend,
+    quick: bool,
+    only: &[String],
+    seconds: f64,
+    record_every: Option<u64>,
+    json: Option<PathBuf>,
+) -> localprop::Result<()> {
     use localprop::bench;
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(localprop::Error::param("--seconds", seconds, "a finite number of seconds > 0"));
+    }
+    if record_every == Some(0) {
+        return Err(localprop::Error::param("--record-every", 0, "at least 1"));
     }
     let seconds = if quick { seconds.min(0.2) } else { seconds };
     let copy_mib = if quick { 64 } else { 512 };
@@ -246,10 +263,11 @@ fn bench(backend: Backend, quick: bool, only: &[String], seconds: f64, json: Opt
         }
     }
     let mut rows = Vec::new();
-    for case in bench::cases(quick) {
+    for mut case in bench::cases(quick) {
         if !only.is_empty() && !only.iter().any(|o| case.name.contains(o.as_str())) {
             continue;
         }
+        case.record_every = record_every.unwrap_or(case.record_every);
         for &(b, bw) in &backends {
             let row = bench::run_case(&case, b, seconds, bw)?;
             eprintln!(

@@ -281,7 +281,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
 
 /// The tree over the first `lanes` entries of `acc`, for every replica of a group
 /// ([`super::lane_sum`] lane by lane; the halves are split so that the loops vectorise).
-#[inline]
+#[inline(always)]
 fn lane_sum_v(acc: &mut [V], lanes: usize) -> V {
     let mut stride = lanes / 2;
     while stride > 0 {
