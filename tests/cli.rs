@@ -451,3 +451,13 @@ print(json.dumps(W[-1].tolist()))
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bench_records_at_the_interval_asked_and_refuses_zero() {
+    let out = localprop(&["bench", "--quick", "--cases", "paper-net-x1", "--record-every", "7"]);
+    let text = ok(&out);
+    assert!(text.contains("| paper-net-x1 | cpu | 1 x 30 | 1/7 |"), "{text}");
+    let bad = localprop(&["bench", "--quick", "--record-every", "0"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--record-every"));
+}

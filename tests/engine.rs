@@ -319,3 +319,44 @@ fn population_kernel_gives_the_kernel_path_bits() {
         assert_eq!(fused.3, kernels.3, "messages, learning {learning}");
     }
 }
+
+#[test]
+fn run_blocks_hands_the_sink_what_run_returns_block_by_block() {
+    // Two replicas, one with a mask stream: the engine reuses its block buffers, and the
+    // columns no stream writes (bias, the unmasked replica's masks) must keep their values.
+    let net = NetworkSpec::fully_connected(0, 5, true).bias(true).seed(6).build().unwrap();
+    let params = vec![tracking_params(10.0, 1.0); 2];
+    let streams = || {
+        let masked = Streams::new(Sinusoid::new(1.0, 0.1)).with_mask(localprop::signal::Constant(vec![0.0]));
+        vec![Streams::new(Sinusoid::new(1.0, 0.1)), masked]
+    };
+    let make = || {
+        let mut e = Engine::with_replicas(net.clone(), params.clone()).unwrap();
+        e.set_block_steps(256).unwrap();
+        e.set_record_every(3).unwrap();
+        e
+    };
+    let whole = make().run(700, &mut streams()).unwrap();
+
+    let mut engine = make();
+    let (mut parts, mut done) = (localprop::Trace::new(2, 1), Vec::new());
+    engine
+        .run_blocks(700, &mut streams(), |steps, part| {
+            done.push((steps, part.rows()));
+            parts.extend_from(part);
+            Ok(())
+        })
+        .unwrap();
+    // Rows at steps 0, 3, ..., 699: 86 in the first block (0..256), 85 in the second, 63 after.
+    assert_eq!(done, [(256, 86), (512, 85), (700, 63)]);
+    assert_eq!(parts, whole);
+    assert!(whole.masks.chunks(2).all(|m| m == [1.0, 0.0]), "masks as the streams give them");
+    assert!(whole.loss.chunks(2).all(|l| l[1] == 0.0) && whole.loss.chunks(2).any(|l| l[0] > 0.0));
+
+    // An error from the sink stops the run after that block, and is the run's error.
+    let mut engine = make();
+    let stop = engine.run_blocks(700, &mut streams(), |steps, _| {
+        if steps >= 256 { Err(localprop::Error::param("sink", steps, "a test stop")) } else { Ok(()) }
+    });
+    assert!(stop.unwrap_err().to_string().contains("a test stop"));
+}
