@@ -345,7 +345,11 @@ fn record_lanes<const L: usize>(
             w2[l][m] += w[m] * w[m];
         }
     }
-    let [hs, err, pw2, w2] = [&mut hs, &mut err, &mut pw2, &mut w2].map(|acc| lane_sum_v(acc, L));
+    // Each tree over as many lanes as its values fill: the lanes past them hold +0, which
+    // changes no sum (as in `record_replica`).
+    let cover = |count: usize| count.clamp(1, L).next_power_of_two();
+    let (hs, err) = (lane_sum_v(&mut hs, cover(h.len())), lane_sum_v(&mut err, cover(n_out)));
+    let (pw2, w2) = (lane_sum_v(&mut pw2, cover(w.len())), lane_sum_v(&mut w2, cover(w.len())));
     for m in 0..LANES {
         let loss = 0.5 * rc.q[m] * err[m];
         let kinetic = 0.5 * pw2[m] / rc.r[m];
