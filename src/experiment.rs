@@ -50,7 +50,7 @@ pub fn check(path: &Path) -> Result<Checked> {
     let replicas = exp.replica_params(&net).map_err(|e| rekey(e, &file, "params"))?.len();
     let plan = crate::plan::Plan::new(&net, replicas, 0).0;
     let (kernels, kernels_gpu) = (plan.describe(true, false), plan.describe(true, true));
-    Ok(Checked { steps: exp.total_steps(data.as_ref()), exp, replicas, kernels, kernels_gpu })
+    Ok(Checked { steps: exp.total_steps(data.as_ref())?, exp, replicas, kernels, kernels_gpu })
 }
 
 /// What [`check`] found in an experiment file.
@@ -113,11 +113,17 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let net = exp.network().map_err(|e| rekey(e, file, "network"))?;
     let data = exp.load_data(file, &net)?;
     let params = exp.replica_params(&net).map_err(|e| rekey(e, file, "params"))?;
-    let steps = exp.total_steps(data.as_ref());
+    let steps = exp.total_steps(data.as_ref())?;
+    if steps == 0 {
+        return Err(Error::param("--steps", 0, "at least 1"));
+    }
     let backend = opts.backend.unwrap_or(exp.run.backend.backend());
     let mut engine = Engine::with_backend(net.clone(), params.clone(), backend)?;
     engine.set_block_steps(exp.run.block_steps)?;
     engine.set_record_every(exp.run.record_every)?;
+    if let Some(ckpt) = &from {
+        check_resumable(ckpt, &params[0], steps, file)?;
+    }
     if let Some(ckpt) = from {
         // The checkpoint's weights in this network's order (a version-1 file's are permuted).
         engine.set_state(&ckpt.into_state_for(&net)?)?;
@@ -181,6 +187,31 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let json = serde_json::to_string_pretty(&summary).expect("a summary always serialises");
     write_atomic(&opts.out.join(SUMMARY_FILE), json.as_bytes())?;
     Ok(summary)
+}
+
+/// A checkpoint's step and time must agree (`t = step x tau`, the engine's clock) and the
+/// run must not count past `u64::MAX` steps.
+fn check_resumable(ckpt: &Checkpoint, params: &Params, steps: u64, file: &str) -> Result<()> {
+    let step = ckpt.state.step;
+    if step.checked_add(steps).is_none() {
+        return Err(Error::param(
+            "--steps",
+            steps,
+            format!("the checkpoint is at step {step}; the run would pass the last step count, {}", u64::MAX),
+        ));
+    }
+    let want = step as f64 * decimal(params.tau);
+    if (ckpt.t - want).abs() > 1e-9 * want.abs().max(1.0) {
+        return Err(Error::Data {
+            path: file.to_string(),
+            message: format!(
+                "metadata `t` = {:?} does not match step {step} x tau {} = {want:?}; the file was edited or is damaged",
+                ckpt.t,
+                decimal(params.tau)
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn progress_bar(steps: u64, quiet: bool) -> indicatif::ProgressBar {

@@ -461,3 +461,94 @@ fn bench_records_at_the_interval_asked_and_refuses_zero() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--record-every"));
 }
+
+/// Runs the binary in `dir` (not the package root).
+fn localprop_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(BIN).args(args).current_dir(dir).env("WGPU_BACKEND", "vulkan").output().expect("the binary runs")
+}
+
+#[test]
+fn a_digits_run_resumes_from_another_directory() {
+    // The data path is stored absolute, so the checkpoint's configuration finds the data
+    // from anywhere.
+    let (dir, elsewhere) = (scratch("resume-cwd"), scratch("resume-cwd-elsewhere"));
+    let cfg = "examples/configs/digits-online.toml";
+    ok(&localprop(&["run", cfg, "--backend", "cpu", "--steps", "30", "--quiet", "--out", dir.to_str().unwrap()]));
+    let ck = dir.join("checkpoint.safetensors");
+    let out = elsewhere.join("resumed");
+    let args = [
+        "resume",
+        ck.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--steps",
+        "20",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    ok(&localprop_in(&elsewhere, &args));
+    assert!(out.join("summary.json").exists());
+}
+
+#[test]
+fn resume_refuses_a_clock_that_disagrees_and_a_step_count_that_would_wrap() {
+    let dir = scratch("resume-clock");
+    let cfg = "examples/configs/fig1-sinusoid-q10.toml";
+    ok(&localprop(&["run", cfg, "--backend", "cpu", "--steps", "40", "--quiet", "--out", dir.to_str().unwrap()]));
+    let good = checkpoint::load(&dir.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(good.t, 40.0 * 0.01);
+    let resume = |ck: &checkpoint::Checkpoint, name: &str, steps: &str| {
+        let path = dir.join(format!("{name}.safetensors"));
+        checkpoint::save(&path, ck).unwrap();
+        let out = dir.join(name);
+        localprop(&[
+            "resume",
+            path.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--steps",
+            steps,
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    // Positive control: an unedited copy resumes.
+    ok(&resume(&good, "same", "10"));
+
+    let mut edited = good.clone();
+    edited.t = 7.0;
+    let out = resume(&edited, "edited-t", "10");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("metadata `t` = 7.0") && e.contains("step 40"), "{e}");
+    assert!(!dir.join("edited-t").exists(), "nothing written");
+
+    let mut late = good.clone();
+    late.state.step = u64::MAX - 5;
+    late.t = late.state.step as f64 * 0.01;
+    let out = resume(&late, "late", "10");
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("`--steps` = 10") && e.contains(&u64::MAX.to_string()), "{e}");
+}
+
+#[test]
+fn zero_steps_and_passes_past_64_bits_are_refused_before_anything_is_written() {
+    let dir = scratch("zero-steps");
+    let out = dir.join("run");
+    let bad =
+        localprop(&["run", "examples/configs/fig1-sinusoid-q10.toml", "--steps", "0", "--out", out.to_str().unwrap()]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("`--steps` = 0"));
+    assert!(!out.exists(), "no folder for a refused run");
+
+    let text = std::fs::read_to_string("examples/configs/digits-online.toml").unwrap();
+    let data = std::path::absolute("data/digits.csv.gz").unwrap();
+    let huge = text
+        .replace("passes = 2", "passes = 4611686018427387904")
+        .replace("\"../../data/digits.csv.gz\"", &format!("{:?}", data.to_str().unwrap()));
+    let cfg = dir.join("huge.toml");
+    std::fs::write(&cfg, huge).unwrap();
+    let out = localprop(&["check", cfg.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("`run.passes` = 4611686018427387904") && e.contains("64 bits"), "{e}");
+}

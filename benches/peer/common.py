@@ -363,6 +363,14 @@ def load_checkpoint(path: str) -> dict:
     with safe_open(path, "np") as f:
         meta = f.metadata()
         t = {k: f.get_tensor(k) for k in f.keys()}
+    if "checksum" in meta:  # CRC-32 of every tensor's bytes, tensors in name order
+        import zlib
+
+        crc = 0
+        for name in sorted(t):
+            crc = zlib.crc32(t[name].tobytes(), crc)
+        if meta["checksum"] != f"crc32:{crc:08x}":
+            raise ValueError(f"{path}: checksum {meta['checksum']}, the tensors give crc32:{crc:08x}")
     version = meta.get("version")
     x, p = t["x"].astype(F32), t["p"].astype(F32)
     R, n = x.shape

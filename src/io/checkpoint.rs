@@ -46,6 +46,7 @@
 //! | `n`        | number of neurons (inputs and bias included), a decimal integer             |
 //! | `n_edges`  | number of synapses, a decimal integer: the sum of the blocks' sizes         |
 //! | `blocks`   | a JSON list, one object per block in order: `{"kind": "dense", "rows": [r0, r1], "cols": [c0, c1]}` or `{"kind": "sparse", "edges": nnz}` |
+//! | `checksum` | `crc32:` and 8 lowercase hex digits: the CRC-32 (IEEE, Python's `zlib.crc32`) of every tensor's raw bytes, tensors in name order, as one stream. Written by every save; optional on load (files from before it have none), checked when present |
 //!
 //! Any other `__metadata__` entries are free-form extra metadata ([`Checkpoint::metadata`]);
 //! the keys above are reserved.
@@ -56,7 +57,9 @@
 //! `blocks` is a list of objects of exactly the two forms above (no other keys) whose ranges
 //! satisfy `start <= end <= n`, `n_edges` is the sum of the blocks' sizes, each tensor the
 //! blocks call for is present with the dtype and shape above and no other tensor is, every
-//! float is finite, and every `src`, `dst` index is `< n`. [`save`] checks the same of the
+//! float is finite, every `src`, `dst` index is `< n`, and the tensors' bytes give the
+//! `checksum` where there is one (a byte changed since the file was written is caught
+//! there if nowhere else). [`save`] checks the same of the
 //! [`Checkpoint`] before it writes, so whatever it writes, [`load`] reads back, bit for bit.
 //!
 //! ## Version 1
@@ -94,6 +97,11 @@
 //! assert meta["format"] == "localprop-checkpoint" and meta["version"] == "2"
 //! step, t = int(meta["step"]), float(meta["t"])
 //! config = json.loads(meta["config"])
+//! import zlib                        # optional: verify the checksum
+//! crc = 0
+//! for name in sorted(d):
+//!     crc = zlib.crc32(d[name].tobytes(), crc)
+//! assert meta.get("checksum", f"crc32:{crc:08x}") == f"crc32:{crc:08x}"
 //! x, p = d["x"], d["p"]              # float32, shape (replicas, n)
 //!
 //! # Every block into one weight matrix per replica: W[r, i, j] = weight of j -> i.
@@ -137,7 +145,8 @@ pub const VERSION: &str = "2";
 pub const READ_VERSIONS: [&str; 2] = ["1", "2"];
 
 /// The metadata keys the format itself uses; extra metadata may not use them.
-pub const RESERVED_KEYS: [&str; 9] = ["format", "version", "config", "step", "t", "replicas", "n", "n_edges", "blocks"];
+pub const RESERVED_KEYS: [&str; 10] =
+    ["format", "version", "config", "step", "t", "replicas", "n", "n_edges", "blocks", "checksum"];
 
 /// The tensors of a version-1 checkpoint, in the order that format listed them.
 const TENSORS_V1: [&str; 6] = ["x", "p", "w", "pw", "edge_src", "edge_dst"];
@@ -527,7 +536,19 @@ fn parts(path: &Path, ckpt: &Checkpoint) -> Result<(Vec<Tensor>, HashMap<String,
             }
         }
     }
+    meta.insert("checksum".into(), checksum(tensors.iter().map(|t| (t.name.as_str(), t.bytes.as_slice()))));
     Ok((tensors, meta))
+}
+
+/// `crc32:` and the CRC-32 of the tensors' bytes, in name order, as one stream.
+fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut sorted: Vec<(&str, &[u8])> = tensors.collect();
+    sorted.sort_by_key(|&(name, _)| name);
+    let mut crc = flate2::Crc::new();
+    for (_, bytes) in sorted {
+        crc.update(bytes);
+    }
+    format!("crc32:{:08x}", crc.sum())
 }
 
 /// Checks and serializes `ckpt` into the bytes of a checkpoint file.
@@ -717,6 +738,17 @@ fn decode(bytes: &[u8]) -> std::result::Result<Checkpoint, String> {
         None => decode_v1(&tensors, replicas, n, n_edges)?,
         Some(specs) => decode_v2(&tensors, specs, replicas, n, n_edges)?,
     };
+    // Last, so that a structural problem is named as such rather than as a damaged file.
+    if let Some(stored) = meta.get("checksum") {
+        let names = sorted_names(&tensors);
+        let data = names.iter().map(|name| (name.as_str(), tensors.tensor(name).map_or(&[][..], |t| t.data())));
+        let got = checksum(data);
+        if *stored != got {
+            return Err(format!(
+                "metadata `checksum` = `{stored}`, but the tensors' bytes give `{got}`: the file was damaged or edited after it was written"
+            ));
+        }
+    }
     let metadata = meta
         .iter()
         .filter(|(k, _)| !RESERVED_KEYS.contains(&k.as_str()))
@@ -1007,6 +1039,7 @@ mod tests {
     fn v1_parts(ckpt: &Checkpoint) -> (Vec<Tensor>, HashMap<String, String>) {
         let (tensors, mut meta) = parts(Path::new("v1"), ckpt).unwrap();
         meta.remove("blocks");
+        meta.remove("checksum"); // version 1 had none
         meta.insert("version".into(), "1".into());
         let (r, e) = (ckpt.state.replicas, ckpt.n_edges());
         let mut v1: Vec<Tensor> = tensors.into_iter().filter(|t| t.name == "x" || t.name == "p").collect();
@@ -1209,6 +1242,38 @@ mod tests {
         let back = load(&path).unwrap();
         assert_bit_identical(&ckpt, &back);
         assert_eq!(back.state_for(&net).unwrap(), ckpt.state);
+    }
+
+    #[test]
+    fn a_flipped_byte_in_any_tensor_is_caught_by_the_checksum() {
+        let net = crate::NetworkSpec::layered(&[2, 3, 2]).bias(true).build().unwrap();
+        let ckpt = of_network(&net, 2);
+        let dir = TempDir::new("flip");
+        let path = dir.path("ok.safetensors");
+        save(&path, &ckpt).unwrap();
+        let bytes = fs::read(&path).unwrap();
+        let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
+        let stored = header.metadata().as_ref().unwrap()["checksum"].clone();
+        assert!(stored.starts_with("crc32:") && stored.len() == 14, "{stored}");
+        // The data starts after the 8-byte length and the header; flip the low bit of a
+        // mantissa byte in each tensor, which leaves every value finite.
+        let start = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let tensors = SafeTensors::deserialize(&bytes).unwrap();
+        for name in sorted_names(&tensors) {
+            let (begin, _) = header.info(&name).unwrap().data_offsets;
+            let mut bad = bytes.clone();
+            bad[start + begin] ^= 1;
+            let flipped = dir.path("flipped.safetensors");
+            fs::write(&flipped, &bad).unwrap();
+            let e = load(&flipped).unwrap_err().to_string();
+            assert!(e.contains("metadata `checksum`") && e.contains(&stored), "{name}: {e}");
+        }
+        // Positive control: the unflipped bytes load, and a file without the key still loads.
+        assert_bit_identical(&ckpt, &load(&path).unwrap());
+        let (tensors, mut meta) = parts(&path, &ckpt).unwrap();
+        meta.remove("checksum");
+        write_parts(&path, &tensors, meta);
+        assert_bit_identical(&ckpt, &load(&path).unwrap());
     }
 
     #[test]

@@ -78,7 +78,7 @@ pub struct NetworkConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fan_in: Option<usize>,
     /// `[source, target]` pairs (`edges`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "exact_arrays")]
     pub edges: Option<Vec<[usize; 2]>>,
     /// A bias neuron feeding every non-input neuron.
     #[serde(default)]
@@ -317,7 +317,7 @@ pub struct DataConfig {
     #[serde(default)]
     pub normalize: NormalizeName,
     /// `[min, max]` mapped to `[0, 1]` when `normalize = "range"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "exact_array")]
     pub normalize_range: Option<[f32; 2]>,
     /// Steps each sample is held.
     #[serde(default = "ten")]
@@ -334,6 +334,31 @@ pub struct DataConfig {
     /// Target of the other outputs.
     #[serde(default = "off")]
     pub target_off: f32,
+}
+
+/// `[T; N]` from a sequence of exactly `N` values. (serde's own array reads the first `N` and
+/// ignores the rest: an edge `[1, 2, 3]` would silently become `[1, 2]`.)
+fn exact<T: std::fmt::Debug, const N: usize>(v: Vec<T>) -> std::result::Result<[T; N], String> {
+    let len = v.len();
+    <[T; N]>::try_from(v).map_err(|v| format!("{v:?} has {len} values; need exactly {N}"))
+}
+
+fn exact_array<'de, D, T, const N: usize>(d: D) -> std::result::Result<Option<[T; N]>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + std::fmt::Debug,
+{
+    exact(Vec::deserialize(d)?).map(Some).map_err(serde::de::Error::custom)
+}
+
+fn exact_arrays<'de, D, T, const N: usize>(d: D) -> std::result::Result<Option<Vec<[T; N]>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + std::fmt::Debug,
+{
+    let all: Vec<Vec<T>> = Vec::deserialize(d)?;
+    let exact = all.into_iter().enumerate().map(|(k, v)| exact(v).map_err(|e| format!("entry {k}: {e}")));
+    exact.collect::<std::result::Result<_, _>>().map(Some).map_err(serde::de::Error::custom)
 }
 
 fn minus_one() -> isize {
@@ -480,6 +505,25 @@ pub struct PreparedData {
     pub features: Arc<Vec<f32>>,
 }
 
+/// The name names the default output folder `out/<name>`: one plain folder name, never a
+/// path that could leave `out/`.
+fn check_name(file: &str, name: &str) -> Result<()> {
+    use std::path::Component;
+    let mut parts = Path::new(name).components();
+    let plain = matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None))
+        && !name.contains(['/', '\\', '\0'])
+        && !name.chars().any(char::is_control);
+    if name.is_empty() || plain {
+        Ok(())
+    } else {
+        Err(config_err(
+            file,
+            "name",
+            format!("{name:?}: must be one plain folder name (no '/', '\\', '..' or leading '/')"),
+        ))
+    }
+}
+
 fn config_err(file: &str, key: impl Into<String>, message: impl Into<String>) -> Error {
     Error::Config { file: file.to_string(), key: key.into(), message: message.into() }
 }
@@ -490,8 +534,11 @@ impl Experiment {
     pub fn load(path: &Path) -> Result<Experiment> {
         let text =
             std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        // Absolute, so that the data path stored in checkpoints and summaries resolves from
+        // any working directory (`resume` from elsewhere).
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::from_toml(&text, &path.display().to_string(), base)
+        let base = std::path::absolute(base).unwrap_or_else(|_| base.to_path_buf());
+        Self::from_toml(&text, &path.display().to_string(), &base)
     }
 
     /// Parses an experiment from TOML text (`file` names it in errors), resolves relative
@@ -537,6 +584,7 @@ impl Experiment {
         let net = self.network().map_err(|e| rekey(e, file, "network"))?;
         let params = self.replica_params(&net).map_err(|e| rekey(e, file, "params"))?;
         let _ = params;
+        check_name(file, &self.name)?;
         let run = &self.run;
         match (run.steps, run.passes) {
             (Some(_), Some(_)) => return Err(config_err(file, "run", "give `steps` or `passes`, not both")),
@@ -562,6 +610,11 @@ impl Experiment {
             _ => {}
         }
         if let Some(d) = &self.data {
+            for (key, v) in [("data.target_on", d.target_on), ("data.target_off", d.target_off)] {
+                if !v.is_finite() {
+                    return Err(config_err(file, key, format!("{v}: must be finite")));
+                }
+            }
             if d.hold == 0 {
                 return Err(config_err(file, "data.hold", "0: each sample must be held for at least 1 step"));
             }
@@ -658,6 +711,17 @@ impl Experiment {
                     if !v.is_finite() {
                         return Err(config_err(file, format!("{key}.{name}"), format!("{v}: must be finite")));
                     }
+                }
+                // The values are computed in f64 and stored as f32.
+                if !((offset.abs() + amplitude.abs()) as f32).is_finite() {
+                    return Err(config_err(
+                        file,
+                        format!("{key}.amplitude"),
+                        format!(
+                            "{amplitude:e} (offset {offset:e}): the signal must fit in f32 (|offset| + |amplitude| <= {:e})",
+                            f32::MAX
+                        ),
+                    ));
                 }
                 *channels
             }
@@ -863,12 +927,18 @@ impl Experiment {
         }
     }
 
-    /// Total steps: `run.steps`, or `passes x rows x hold`.
-    pub fn total_steps(&self, data: Option<&PreparedData>) -> u64 {
+    /// Total steps: `run.steps`, or `passes x rows x hold` (an error naming `run.passes`
+    /// where that product does not fit 64 bits).
+    pub fn total_steps(&self, data: Option<&PreparedData>) -> Result<u64> {
         match (self.run.steps, self.run.passes, data, &self.data) {
-            (Some(s), _, _, _) => s,
-            (None, Some(p), Some(pd), Some(d)) => p * pd.dataset.rows() as u64 * d.hold,
-            _ => 0,
+            (Some(s), _, _, _) => Ok(s),
+            (None, Some(p), Some(pd), Some(d)) => {
+                let rows = pd.dataset.rows() as u64;
+                p.checked_mul(rows).and_then(|v| v.checked_mul(d.hold)).ok_or_else(|| {
+                    Error::param("run.passes", p, format!("passes x {rows} rows x hold {} steps fit 64 bits", d.hold))
+                })
+            }
+            _ => Ok(0),
         }
     }
 
@@ -982,10 +1052,16 @@ mod tests {
         let params = exp.replica_params(&net).unwrap();
         assert_eq!(params.len(), 1);
         assert_eq!(params[0].policy, Policy::HsfEveryStep);
-        assert_eq!(exp.total_steps(None), 1000);
+        assert_eq!(exp.total_steps(None).unwrap(), 1000);
         assert_eq!(exp.streams(1, None).unwrap().len(), 1);
         let again = Experiment::from_json(&exp.to_json(), "json").unwrap();
         assert_eq!(again, exp);
+    }
+
+    /// FIG with a data target and a `[data]` section holding `extra` (the file is not read).
+    fn data(extra: &str) -> String {
+        let target = "kind = \"sinusoid\"\n        frequency = 0.1";
+        format!("{}\n[data]\npath = \"x.csv\"\n{extra}\n", FIG.replace(target, "kind = \"data\""))
     }
 
     #[test]
@@ -999,6 +1075,26 @@ mod tests {
             (FIG.replace("kind = \"sinusoid\"", "kind = \"square\""), "target.kind", "unknown variant `square`"),
             (FIG.replace("steps = 1000", "steps = 0"), "run", "at least one step"),
             (FIG.replace("frequency = 0.1", "frequency = 0.1\nchannels = 2"), "target", "2 channels"),
+            (FIG.replace("name = \"t\"", "name = \"../../x\""), "name", "\"../../x\""),
+            (data("target_on = nan"), "data.target_on", "NaN"),
+            (data("target_off = -inf"), "data.target_off", "-inf"),
+            (FIG.replace("name = \"t\"", "name = \"/tmp/x\""), "name", "\"/tmp/x\""),
+            (FIG.replace("name = \"t\"", "name = \"a/b\""), "name", "\"a/b\""),
+            (FIG.replace("name = \"t\"", "name = \"..\""), "name", "\"..\""),
+            (FIG.replace("frequency = 0.1", "frequency = 0.1\namplitude = 1e300"), "target.amplitude", "1e300"),
+            (FIG.replace("frequency = 0.1", "frequency = 0.1\noffset = -4e38"), "target.amplitude", "-4e38"),
+            (
+                FIG.replace("kind = \"fully-connected\"", "kind = \"edges\"")
+                    .replace("self_loops = true", "edges = [[0, 1], [1, 2, 3]]"),
+                "network.edges",
+                "entry 1: [1, 2, 3] has 3 values",
+            ),
+            (
+                FIG.replace("kind = \"fully-connected\"", "kind = \"edges\"")
+                    .replace("self_loops = true", "edges = [[0, 1], [2]]"),
+                "network.edges",
+                "entry 1: [2] has 1 values",
+            ),
         ];
         for (text, key, value) in cases {
             let e = parse(&text).unwrap_err();
@@ -1006,6 +1102,20 @@ mod tests {
             assert!(msg.contains(&format!("`{key}`")) && msg.contains(value), "{key}: {msg}");
             assert!(msg.starts_with("test.toml"), "{msg}");
         }
+    }
+
+    #[test]
+    fn plain_names_and_exact_edges_are_accepted() {
+        for name in ["", "fig1", "run.2", "a b", "sweep-64x64_q"] {
+            let exp = parse(&FIG.replace("name = \"t\"", &format!("name = {name:?}"))).unwrap();
+            assert_eq!(exp.name, name);
+        }
+        let edges = FIG
+            .replace("kind = \"fully-connected\"", "kind = \"edges\"")
+            .replace("self_loops = true", "edges = [[1, 2], [2, 3]]");
+        assert_eq!(parse(&edges).unwrap().network.edges, Some(vec![[1, 2], [2, 3]]));
+        let loud = FIG.replace("frequency = 0.1", "frequency = 0.1\namplitude = 3e38");
+        assert!(parse(&loud).is_ok(), "an amplitude within f32 is accepted");
     }
 
     #[test]
