@@ -86,12 +86,44 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<Summary> {
 pub fn resume(checkpoint_path: &Path, opts: &RunOptions) -> Result<Summary> {
     let ckpt = checkpoint::load(checkpoint_path)?;
     let file = checkpoint_path.display().to_string();
+    // The run clears its folder's run files first: never the checkpoint it continues.
+    let folder = |p: &Path| std::fs::canonicalize(p).ok();
+    let dir = checkpoint_path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if folder(dir).is_some_and(|d| Some(d) == folder(&opts.out)) {
+        return Err(Error::param(
+            "--out",
+            opts.out.display(),
+            "another folder than the checkpoint's: a run replaces its folder's checkpoint",
+        ));
+    }
     let mut exp = Experiment::from_json(&ckpt.config_json, &file)?;
     if let Some(steps) = opts.steps {
         exp.run.steps = Some(steps);
         exp.run.passes = None;
     }
     execute(exp, &file, Some(ckpt), opts)
+}
+
+/// Every file a run may write into its folder.
+pub const RUN_FILES: [&str; 8] =
+    [SUMMARY_FILE, CHECKPOINT_FILE, TRACE_FILE, "output.png", "loss.png", "energy.png", "accuracy.png", "sweep.png"];
+
+/// Creates the output folder, or empties it of a previous run's files (complete, or killed
+/// before its summary) and of their temporaries, so that the folder never holds two runs'
+/// files. The summary goes first: a folder being cleared is never taken for a complete
+/// run. Files of other names are left alone.
+fn prepare_folder(out: &Path) -> Result<()> {
+    let io = |path: &Path, source| Error::Io { path: path.display().to_string(), source };
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    for name in RUN_FILES {
+        for path in [out.join(name), out.join(format!("{name}.tmp"))] {
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&path, e)),
+                _ => {}
+            }
+        }
+    }
+    Ok(())
 }
 
 fn refuse_existing(out: &Path, force: bool) -> Result<()> {
@@ -129,7 +161,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         engine.set_state(&ckpt.into_state_for(&net)?)?;
     }
     let mut streams = exp.streams(params.len(), data.as_ref())?;
-    std::fs::create_dir_all(&opts.out).map_err(|source| Error::Io { path: opts.out.display().to_string(), source })?;
+    prepare_folder(&opts.out)?;
 
     let bar = progress_bar(steps, opts.quiet);
     let start = Instant::now();
@@ -137,6 +169,19 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let wall = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let first_step = engine.step() - steps;
+    // What the run computed, most valuable first: the checkpoint (the run can go on from
+    // it), the trace, then what is derived from them; the summary last, so that a folder
+    // with a summary holds a complete run.
+    let ckpt = Checkpoint {
+        t: engine.time(),
+        n: net.n(),
+        blocks: Checkpoint::blocks_of(&net),
+        config_json: exp.to_json(),
+        metadata: Default::default(),
+        state: engine.state()?,
+    };
+    checkpoint::save(&opts.out.join(CHECKPOINT_FILE), &ckpt)?;
+    write_atomic(&opts.out.join(TRACE_FILE), trace_csv(&trace, exp.mask.is_some()).as_bytes())?;
 
     let mut replicas = Vec::new();
     for (r, p) in params.iter().enumerate() {
@@ -173,17 +218,6 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         files,
         config: serde_json::from_str(&exp.to_json()).expect("valid JSON"),
     };
-    write_atomic(&opts.out.join(TRACE_FILE), trace_csv(&trace, exp.mask.is_some()).as_bytes())?;
-    let state = engine.state()?;
-    let ckpt = Checkpoint {
-        t: engine.time(),
-        n: net.n(),
-        blocks: Checkpoint::blocks_of(&net),
-        config_json: exp.to_json(),
-        metadata: Default::default(),
-        state,
-    };
-    checkpoint::save(&opts.out.join(CHECKPOINT_FILE), &ckpt)?;
     let json = serde_json::to_string_pretty(&summary).expect("a summary always serialises");
     write_atomic(&opts.out.join(SUMMARY_FILE), json.as_bytes())?;
     Ok(summary)

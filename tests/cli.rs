@@ -552,3 +552,53 @@ fn zero_steps_and_passes_past_64_bits_are_refused_before_anything_is_written() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && e.contains("`run.passes` = 4611686018427387904") && e.contains("64 bits"), "{e}");
 }
+
+#[test]
+fn a_folder_holds_one_run_whatever_was_there_before() {
+    let dir = scratch("one-run");
+    let out = dir.join("run");
+    let out_s = out.to_str().unwrap();
+    let (fig1, digits) = ("examples/configs/fig1-sinusoid-q10.toml", "examples/configs/digits-online.toml");
+    // A tracking run writes output.png; a data run with --force after it must not leave it.
+    ok(&localprop(&["run", fig1, "--steps", "30", "--backend", "cpu", "--quiet", "--out", out_s]));
+    assert!(out.join("output.png").exists());
+    // Leftovers of a killed write, and a file of the user's own.
+    std::fs::write(out.join("trace.csv.tmp"), "half a trace").unwrap();
+    std::fs::write(out.join("notes.txt"), "mine").unwrap();
+    let refused = localprop(&["run", digits, "--steps", "40", "--quiet", "--out", out_s]);
+    assert!(!refused.status.success(), "a complete run is not overwritten without --force");
+    ok(&localprop(&["run", digits, "--steps", "40", "--backend", "cpu", "--quiet", "--force", "--out", out_s]));
+    let folder = || {
+        let mut v: Vec<String> =
+            std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    };
+    let listed = || {
+        let summary: Summary =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let mut v = summary.files.clone();
+        v.push("notes.txt".into());
+        v.sort();
+        v
+    };
+    assert!(!out.join("output.png").exists());
+    assert_eq!(folder(), listed(), "the folder holds the summary's files, and the user's own");
+
+    // A run killed before its summary left its files: the next run, without --force, clears
+    // them first.
+    std::fs::remove_file(out.join("summary.json")).unwrap();
+    std::fs::write(out.join("output.png"), "stale").unwrap();
+    std::fs::write(out.join("checkpoint.safetensors.tmp"), "half a checkpoint").unwrap();
+    ok(&localprop(&["run", digits, "--steps", "20", "--backend", "cpu", "--quiet", "--out", out_s]));
+    assert_eq!(folder(), listed());
+    assert_eq!(std::fs::read_to_string(out.join("notes.txt")).unwrap(), "mine");
+
+    // resume never writes into the folder of the checkpoint it continues.
+    let ck = out.join("checkpoint.safetensors");
+    let before = std::fs::read(&ck).unwrap();
+    let same = localprop(&["resume", ck.to_str().unwrap(), "--force", "--quiet", "--out", out_s]);
+    let e = String::from_utf8_lossy(&same.stderr);
+    assert!(!same.status.success() && e.contains("--out"), "{e}");
+    assert_eq!(std::fs::read(&ck).unwrap(), before, "the checkpoint is untouched");
+}
