@@ -206,7 +206,7 @@ pub fn run_case(case: &Case, backend: Backend, seconds: f64, bandwidth_bytes_per
     let mut run = |engine: &mut Engine, steps: u64| {
         engine.run_blocks(steps, &mut all, |_, part| {
             rows += part.rows() as u64;
-            Ok(())
+            Ok(crate::engine::Flow::Continue)
         })
     };
     // Warm-up and calibration: one block, then as many blocks as fill the time.

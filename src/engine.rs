@@ -79,6 +79,15 @@ impl Exec {
     }
 }
 
+/// What a [`Engine::run_blocks`] sink asks for after a block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on.
+    Continue,
+    /// Start no further block (those already started still finish).
+    Stop,
+}
+
 /// Runs the lockstep dynamics of one network, for one or more replicas.
 ///
 /// ```
@@ -413,29 +422,32 @@ impl Engine {
         self.run_blocks(steps, streams, |done, part| {
             trace.extend_from(part);
             progress(done);
-            Ok(())
+            Ok(Flow::Continue)
         })?;
         Ok(trace)
     }
 
-    /// Runs `steps` steps as [`Engine::run`] does, but hands each block's recorded rows to
-    /// `sink(steps_done, rows)` instead of collecting them, so memory stays flat however long
-    /// the run: a sink that writes the rows to disk, or reduces them, keeps nothing else. A
-    /// block may record no rows (`record_every` longer than a block); `sink` is called for
-    /// every block all the same. An error from `sink` stops the run after that block.
+    /// Runs up to `steps` steps as [`Engine::run`] does, but hands each block's recorded rows
+    /// to `sink(steps_done, rows)` instead of collecting them, so memory stays flat however
+    /// long the run: a sink that writes the rows to disk, or reduces them, keeps nothing else.
+    /// A block may record no rows (`record_every` longer than a block); `sink` is called for
+    /// every block all the same. Returns the steps run: all of them, unless `sink` returned
+    /// [`Flow::Stop`]; then no further block is started, and the blocks already started are
+    /// finished and handed to `sink` too, so that every step taken is in the rows it got. An
+    /// error from `sink` is the run's error, returned at once.
     pub fn run_blocks(
         &mut self,
         steps: u64,
         streams: &mut [Streams],
-        mut sink: impl FnMut(u64, &Trace) -> Result<()>,
-    ) -> Result<()> {
+        mut sink: impl FnMut(u64, &Trace) -> Result<Flow>,
+    ) -> Result<u64> {
         self.check_streams(streams)?;
         // Block b + 1 is prepared and submitted before block b's trace is collected, so on
         // the GPU the host evaluates streams and reads traces while the device computes.
         let mut in_flight: VecDeque<(Trace, u64)> = VecDeque::new();
-        let mut submitted = 0;
-        while submitted < steps || !in_flight.is_empty() {
-            if submitted < steps && in_flight.len() < 2 {
+        let (mut submitted, mut stop) = (0, false);
+        while (submitted < steps && !stop) || !in_flight.is_empty() {
+            if submitted < steps && !stop && in_flight.len() < 2 {
                 let len = (steps - submitted).min(self.block_steps as u64) as usize;
                 let mut block = std::mem::take(&mut self.spare.block);
                 let part = self.prepare_block(len, streams, &mut block)?;
@@ -453,10 +465,11 @@ impl Engine {
             let unpacked = self.unpack_trace(&rows, &mut part);
             self.exec.recycle(rows);
             unpacked?;
-            sink(done, &part)?;
+            stop |= sink(done, &part)? == Flow::Stop;
             self.spare.parts.push(part);
         }
-        self.check_state()
+        self.check_state()?;
+        Ok(submitted)
     }
 
     /// The run's last guard: a state that turned non-finite after the last recorded step

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::baseline::{SgdMomentum, pass_order, train_prequential};
-use crate::engine::{Backend, Engine};
+use crate::engine::{Backend, Engine, Flow};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{self, Checkpoint};
-use crate::io::config::{Experiment, MaskConfig, PreparedData, SignalConfig, rekey};
+use crate::io::config::{Experiment, Interval, MaskConfig, PreparedData, SignalConfig, rekey};
 use crate::io::output::{PassSummary, ReplicaSummary, Summary, mean, trace_csv, write_atomic};
 use crate::io::plot::{self, Heatmap, LinePlot, Series};
 use crate::params::{Params, Speed, decimal};
@@ -31,6 +31,9 @@ pub struct RunOptions {
     pub quiet: bool,
     /// Write into a folder that already holds a run.
     pub force: bool,
+    /// Set (by a signal handler, say) to end the run early: the current block finishes,
+    /// then the checkpoint, trace, plots and a summary marked `interrupted` are written.
+    pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 /// The names of the files a run writes, for the summary and the docs.
@@ -163,24 +166,59 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let mut streams = exp.streams(params.len(), data.as_ref())?;
     prepare_folder(&opts.out)?;
 
+    // The folder is resumable from the start: a checkpoint of the first state, replaced
+    // every `run.checkpoint_every` and at the end.
+    let save = |engine: &mut Engine| -> Result<()> {
+        let ckpt = Checkpoint {
+            t: engine.time(),
+            n: net.n(),
+            blocks: Checkpoint::blocks_of(&net),
+            config_json: exp.to_json(),
+            metadata: Default::default(),
+            state: engine.state()?,
+        };
+        checkpoint::save(&opts.out.join(CHECKPOINT_FILE), &ckpt)
+    };
+    save(&mut engine)?;
+
+    let every = exp.run.checkpoint_every.interval().map_err(|m| Error::param("run.checkpoint_every", "", m))?;
     let bar = progress_bar(steps, opts.quiet);
     let start = Instant::now();
-    let trace = engine.run_with_progress(steps, &mut streams, |done| bar.set_position(done))?;
+    let first_step = engine.step();
+    let mut trace = Trace::new(params.len(), net.outputs().len());
+    let (mut done, mut saved_at, mut interrupted) = (0u64, Instant::now(), false);
+    let stop = || opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
+    while done < steps && !interrupted {
+        // A segment ends at the next step-count checkpoint, or after about 64 blocks when
+        // the interval is a time (the clock is read between segments).
+        let segment = match every {
+            Interval::Steps(k) => k,
+            Interval::Seconds(_) => 64 * exp.run.block_steps as u64,
+        }
+        .min(steps - done);
+        let ran = engine.run_blocks(segment, &mut streams, |d, part| {
+            trace.extend_from(part);
+            bar.set_position(done + d);
+            Ok(if stop() { Flow::Stop } else { Flow::Continue })
+        })?;
+        done += ran;
+        interrupted = ran < segment || (stop() && done < steps);
+        let due = match every {
+            Interval::Steps(_) => true,
+            Interval::Seconds(s) => saved_at.elapsed().as_secs_f64() >= s,
+        };
+        if done < steps && due && !interrupted {
+            save(&mut engine)?;
+            saved_at = Instant::now();
+        }
+    }
+    let (planned_steps, steps) = (steps, done);
     let wall = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
-    let first_step = engine.step() - steps;
     // What the run computed, most valuable first: the checkpoint (the run can go on from
     // it), the trace, then what is derived from them; the summary last, so that a folder
     // with a summary holds a complete run.
-    let ckpt = Checkpoint {
-        t: engine.time(),
-        n: net.n(),
-        blocks: Checkpoint::blocks_of(&net),
-        config_json: exp.to_json(),
-        metadata: Default::default(),
-        state: engine.state()?,
-    };
-    checkpoint::save(&opts.out.join(CHECKPOINT_FILE), &ckpt)?;
+    save(&mut engine)?;
     write_atomic(&opts.out.join(TRACE_FILE), trace_csv(&trace, exp.mask.is_some()).as_bytes())?;
 
     let mut replicas = Vec::new();
@@ -211,11 +249,13 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         adapter,
         first_step,
         steps,
+        planned_steps,
         wall_seconds: wall,
         steps_per_second: steps as f64 / wall.max(1e-12),
         replicas,
         baseline,
         files,
+        interrupted,
         config: serde_json::from_str(&exp.to_json()).expect("valid JSON"),
     };
     let json = serde_json::to_string_pretty(&summary).expect("a summary always serialises");

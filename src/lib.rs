@@ -24,7 +24,7 @@ pub mod state;
 /// The wgpu this crate is built against: embed with `localprop::wgpu` so the versions match.
 pub use wgpu;
 
-pub use engine::{Backend, Engine};
+pub use engine::{Backend, Engine, Flow};
 pub use error::{Error, Result};
 pub use network::{Init, Network, NetworkSpec, Topology};
 pub use params::{Activation, Params, Policy, Speed};

@@ -5,7 +5,7 @@ mod common;
 
 use common::mixed_fan_in;
 use localprop::signal::{PatchedCosines, Sinusoid};
-use localprop::{Engine, NetworkSpec, Params, Policy, Speed, Streams};
+use localprop::{Engine, Flow, NetworkSpec, Params, Policy, Speed, Streams};
 
 fn tracking_params(q: f32, theta: f32) -> Params {
     Params {
@@ -340,23 +340,37 @@ fn run_blocks_hands_the_sink_what_run_returns_block_by_block() {
 
     let mut engine = make();
     let (mut parts, mut done) = (localprop::Trace::new(2, 1), Vec::new());
-    engine
+    let ran = engine
         .run_blocks(700, &mut streams(), |steps, part| {
             done.push((steps, part.rows()));
             parts.extend_from(part);
-            Ok(())
+            Ok(Flow::Continue)
         })
         .unwrap();
+    assert_eq!(ran, 700);
     // Rows at steps 0, 3, ..., 699: 86 in the first block (0..256), 85 in the second, 63 after.
     assert_eq!(done, [(256, 86), (512, 85), (700, 63)]);
     assert_eq!(parts, whole);
     assert!(whole.masks.chunks(2).all(|m| m == [1.0, 0.0]), "masks as the streams give them");
     assert!(whole.loss.chunks(2).all(|l| l[1] == 0.0) && whole.loss.chunks(2).any(|l| l[0] > 0.0));
 
-    // An error from the sink stops the run after that block, and is the run's error.
+    // A stop after the first block: the second, already started, still reaches the sink,
+    // and every step taken is in the rows (they equal the whole run's first 512 steps).
+    let mut engine = make();
+    let mut rows = localprop::Trace::new(2, 1);
+    let ran = engine
+        .run_blocks(700, &mut streams(), |_, part| {
+            rows.extend_from(part);
+            Ok(Flow::Stop)
+        })
+        .unwrap();
+    assert_eq!((ran, engine.step(), rows.rows()), (512, 512, 171));
+    assert_eq!(rows.hamiltonian, whole.hamiltonian[..171 * 2]);
+
+    // An error from the sink is the run's error.
     let mut engine = make();
     let stop = engine.run_blocks(700, &mut streams(), |steps, _| {
-        if steps >= 256 { Err(localprop::Error::param("sink", steps, "a test stop")) } else { Ok(()) }
+        if steps >= 256 { Err(localprop::Error::param("sink", steps, "a test stop")) } else { Ok(Flow::Continue) }
     });
     assert!(stop.unwrap_err().to_string().contains("a test stop"));
 }

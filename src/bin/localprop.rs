@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use localprop::experiment::{self, RunOptions};
@@ -123,7 +125,7 @@ enum Command {
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     match dispatch(Cli::parse().command) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
@@ -131,7 +133,50 @@ fn main() -> ExitCode {
     }
 }
 
-fn dispatch(command: Command) -> localprop::Result<()> {
+/// A flag set by Ctrl-C, SIGTERM or SIGHUP: the run finishes its block and writes its outputs
+/// marked interrupted. A second signal ends the process at once (exit 130).
+fn stop_on_signals() -> Option<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let set = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(INTERRUPTED);
+        }
+        eprintln!(
+            "\ninterrupted: finishing the current block, then writing the checkpoint, trace and summary \
+             (interrupt again to quit at once, losing what this run did since its last checkpoint)"
+        );
+    });
+    match set {
+        Ok(()) => Some(stop),
+        Err(e) => {
+            log::warn!("no signal handler ({e}): Ctrl-C ends the run without writing its outputs");
+            None
+        }
+    }
+}
+
+/// The exit status of a run stopped by a signal (128 + SIGINT, as shells report it).
+const INTERRUPTED: i32 = 130;
+
+/// `report`, and the exit status: 130 for an interrupted run.
+fn finish(summary: &localprop::io::output::Summary, out: &std::path::Path, checkpoint: &str) -> ExitCode {
+    report(summary, out);
+    if summary.interrupted {
+        eprintln!(
+            "interrupted after {} of {} steps (at step {}); `localprop resume {} --steps {}` runs the rest",
+            summary.steps,
+            summary.planned_steps,
+            summary.first_step + summary.steps,
+            out.join(checkpoint).display(),
+            summary.planned_steps - summary.steps
+        );
+        return ExitCode::from(INTERRUPTED as u8);
+    }
+    ExitCode::SUCCESS
+}
+
+fn dispatch(command: Command) -> localprop::Result<ExitCode> {
     match command {
         Command::Run { experiment, backend, out, steps, seed, quiet, force } => {
             let exp = experiment::check(&experiment)?.exp;
@@ -141,9 +186,10 @@ fn dispatch(command: Command) -> localprop::Result<()> {
                 exp.name.clone()
             };
             let out = out.unwrap_or_else(|| PathBuf::from("out").join(name));
-            let opts = RunOptions { backend: backend.map(Into::into), out, steps, seed, quiet, force };
+            let stop = stop_on_signals();
+            let opts = RunOptions { backend: backend.map(Into::into), out, steps, seed, quiet, force, stop };
             let summary = experiment::run(&experiment, &opts)?;
-            report(&summary, &opts.out);
+            return Ok(finish(&summary, &opts.out, experiment::CHECKPOINT_FILE));
         }
         Command::Resume { checkpoint, steps, out, backend, quiet, force } => {
             let out = out.unwrap_or_else(|| {
@@ -152,9 +198,10 @@ fn dispatch(command: Command) -> localprop::Result<()> {
                 let name = dir.file_name().map_or("run".into(), |n| n.to_string_lossy().into_owned());
                 dir.with_file_name(format!("{name}-resumed"))
             });
-            let opts = RunOptions { backend: backend.map(Into::into), out, steps, seed: None, quiet, force };
+            let stop = stop_on_signals();
+            let opts = RunOptions { backend: backend.map(Into::into), out, steps, seed: None, quiet, force, stop };
             let summary = experiment::resume(&checkpoint, &opts)?;
-            report(&summary, &opts.out);
+            return Ok(finish(&summary, &opts.out, experiment::CHECKPOINT_FILE));
         }
         Command::Check { experiment } => {
             let experiment::Checked { exp, steps, replicas, kernels, kernels_gpu } = experiment::check(&experiment)?;
@@ -184,7 +231,7 @@ fn dispatch(command: Command) -> localprop::Result<()> {
             bench(backend.into(), quick, &cases, seconds, record_every, json)?
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report(s: &localprop::io::output::Summary, out: &std::path::Path) {

@@ -419,6 +419,62 @@ pub struct RunConfig {
     /// Steps per block.
     #[serde(default = "block")]
     pub block_steps: usize,
+    /// How often a long run saves its checkpoint: a number of steps (`50000`), or a time
+    /// (`"90s"`, `"10min"`, `"2h"`); default `"10min"`.
+    #[serde(default)]
+    pub checkpoint_every: CheckpointEvery,
+}
+
+/// `run.checkpoint_every`: steps, or a time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum CheckpointEvery {
+    /// Every this many steps.
+    Steps(u64),
+    /// Every this long: a number and `s`, `min` or `h`.
+    Time(String),
+}
+
+impl Default for CheckpointEvery {
+    fn default() -> Self {
+        CheckpointEvery::Time("10min".into())
+    }
+}
+
+/// [`CheckpointEvery`] parsed.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Interval {
+    /// Every this many steps (at least 1).
+    Steps(u64),
+    /// Every this many seconds (finite, > 0).
+    Seconds(f64),
+}
+
+impl CheckpointEvery {
+    /// The interval, or what is wrong with it.
+    pub fn interval(&self) -> std::result::Result<Interval, String> {
+        match self {
+            CheckpointEvery::Steps(0) => Err("0: give at least 1 step, or a time such as \"10min\"".into()),
+            CheckpointEvery::Steps(k) => Ok(Interval::Steps(*k)),
+            CheckpointEvery::Time(text) => {
+                let t = text.trim();
+                let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+                let (number, unit) = t.split_at(split);
+                let scale = match unit.trim() {
+                    "s" => 1.0,
+                    "min" => 60.0,
+                    "h" => 3600.0,
+                    _ => f64::NAN,
+                };
+                match number.trim().parse::<f64>() {
+                    Ok(v) if scale.is_finite() && v.is_finite() && v > 0.0 => Ok(Interval::Seconds(v * scale)),
+                    _ => Err(format!(
+                        "{text:?}: give a number of steps, or a time > 0 such as \"90s\", \"10min\", \"2h\""
+                    )),
+                }
+            }
+        }
+    }
 }
 
 fn one_u64() -> u64 {
@@ -430,7 +486,14 @@ fn block() -> usize {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { steps: None, passes: None, record_every: 1, backend: BackendName::Auto, block_steps: block() }
+        RunConfig {
+            steps: None,
+            passes: None,
+            record_every: 1,
+            backend: BackendName::Auto,
+            block_steps: block(),
+            checkpoint_every: CheckpointEvery::default(),
+        }
     }
 }
 
@@ -597,6 +660,9 @@ impl Experiment {
         }
         if run.record_every == 0 {
             return Err(config_err(file, "run.record_every", "0: must be an integer >= 1"));
+        }
+        if let Err(message) = run.checkpoint_every.interval() {
+            return Err(config_err(file, "run.checkpoint_every", message));
         }
         if run.block_steps == 0 {
             return Err(config_err(file, "run.block_steps", "0: must be an integer >= 1"));
@@ -1077,6 +1143,14 @@ mod tests {
             (FIG.replace("frequency = 0.1", "frequency = 0.1\nchannels = 2"), "target", "2 channels"),
             (FIG.replace("name = \"t\"", "name = \"../../x\""), "name", "\"../../x\""),
             (data("target_on = nan"), "data.target_on", "NaN"),
+            (data("normalize = \"range\"\nnormalize_range = [0.0, 1.0, 2.0]"), "data.normalize_range", "has 3 values"),
+            (FIG.replace("steps = 1000", "steps = 1000\ncheckpoint_every = 0"), "run.checkpoint_every", "0"),
+            (
+                FIG.replace("steps = 1000", "steps = 1000\ncheckpoint_every = \"10 fortnights\""),
+                "run.checkpoint_every",
+                "fortnights",
+            ),
+            (FIG.replace("steps = 1000", "steps = 1000\ncheckpoint_every = \"-5s\""), "run.checkpoint_every", "-5s"),
             (data("target_off = -inf"), "data.target_off", "-inf"),
             (FIG.replace("name = \"t\"", "name = \"/tmp/x\""), "name", "\"/tmp/x\""),
             (FIG.replace("name = \"t\"", "name = \"a/b\""), "name", "\"a/b\""),
@@ -1102,6 +1176,17 @@ mod tests {
             assert!(msg.contains(&format!("`{key}`")) && msg.contains(value), "{key}: {msg}");
             assert!(msg.starts_with("test.toml"), "{msg}");
         }
+    }
+
+    #[test]
+    fn checkpoint_intervals_parse() {
+        let every = |v: &str| parse(&FIG.replace("steps = 1000", &format!("steps = 1000\ncheckpoint_every = {v}")));
+        let interval = |v: &str| every(v).unwrap().run.checkpoint_every.interval().unwrap();
+        assert_eq!(interval("5000"), Interval::Steps(5000));
+        assert_eq!(interval("\"90s\""), Interval::Seconds(90.0));
+        assert_eq!(interval("\"1.5 min\""), Interval::Seconds(90.0));
+        assert_eq!(interval("\"2h\""), Interval::Seconds(7200.0));
+        assert_eq!(parse(FIG).unwrap().run.checkpoint_every.interval().unwrap(), Interval::Seconds(600.0));
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub struct Summary {
     pub first_step: u64,
     /// Steps run.
     pub steps: u64,
+    /// Steps the run was to take (more than `steps` when it was interrupted).
+    #[serde(default)]
+    pub planned_steps: u64,
     /// Wall-clock seconds of the stepping (without writing outputs).
     pub wall_seconds: f64,
     /// `steps / wall_seconds`.
@@ -92,6 +95,10 @@ pub struct Summary {
     pub baseline: Option<Vec<PassSummary>>,
     /// Files written into the output folder.
     pub files: Vec<String>,
+    /// The run was stopped early (Ctrl-C, SIGTERM, SIGHUP) after `steps` steps; `localprop
+    /// resume` continues it from its checkpoint.
+    #[serde(default)]
+    pub interrupted: bool,
     /// The exact configuration that ran (after command-line overrides).
     pub config: serde_json::Value,
 }
