@@ -53,7 +53,9 @@ pub fn check(path: &Path) -> Result<Checked> {
     let replicas = exp.replica_params(&net).map_err(|e| rekey(e, &file, "params"))?.len();
     let plan = crate::plan::Plan::new(&net, replicas, 0).0;
     let (kernels, kernels_gpu) = (plan.describe(true, false), plan.describe(true, true));
-    Ok(Checked { steps: exp.total_steps(data.as_ref())?, exp, replicas, kernels, kernels_gpu })
+    let steps = exp.total_steps(data.as_ref())?;
+    exp.check_memory(&file, Some(steps))?;
+    Ok(Checked { steps, exp, replicas, kernels, kernels_gpu })
 }
 
 /// What [`check`] found in an experiment file.
@@ -152,6 +154,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     if steps == 0 {
         return Err(Error::param("--steps", 0, "at least 1"));
     }
+    exp.check_memory(file, Some(steps))?;
     let backend = opts.backend.unwrap_or(exp.run.backend.backend());
     let mut engine = Engine::with_backend(net.clone(), params.clone(), backend)?;
     engine.set_block_steps(exp.run.block_steps)?;

@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod bench;
 pub mod block;
 pub mod bp_limit;
+pub mod budget;
 pub mod cpu;
 pub mod data;
 pub mod engine;

@@ -602,3 +602,44 @@ fn a_folder_holds_one_run_whatever_was_there_before() {
     assert!(!same.status.success() && e.contains("--out"), "{e}");
     assert_eq!(std::fs::read(&ck).unwrap(), before, "the checkpoint is untouched");
 }
+
+#[test]
+fn a_run_that_cannot_fit_is_refused_quickly_with_what_needs_how_much() {
+    let dir = scratch("budget");
+    let fig1 = "examples/configs/fig1-sinusoid-q10.toml";
+    // 60,000 fully connected neurons: 3.6 G synapses, about 43 GB with w and pw.
+    let text = std::fs::read_to_string(fig1).unwrap().replace("neurons = 5", "neurons = 60000");
+    let big = dir.join("big.toml");
+    std::fs::write(&big, text).unwrap();
+    let t = std::time::Instant::now();
+    let out = localprop(&["check", big.to_str().unwrap(), "--max-memory", "8G"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{e}");
+    assert!(
+        e.contains("`(memory)`")
+            && e.contains("w and pw of every replica 28.80 GB")
+            && e.contains("--max-memory of 8.59 GB"),
+        "{e}"
+    );
+    assert!(t.elapsed().as_secs_f64() < 5.0, "refused before anything is built");
+    // The trace a long run holds counts too; a small budget refuses even Fig. 1, a fair one
+    // runs it.
+    let out = dir.join("run");
+    let small = localprop(&["run", fig1, "--max-memory", "100K", "--quiet", "--out", out.to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&small.stderr);
+    assert!(!small.status.success() && e.contains("trace held in memory"), "{e}");
+    assert!(!out.exists());
+    ok(&localprop(&[
+        "run",
+        fig1,
+        "--backend",
+        "cpu",
+        "--max-memory",
+        "256M",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let bad = localprop(&["check", fig1, "--max-memory", "lots"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--max-memory"));
+}

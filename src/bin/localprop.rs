@@ -15,6 +15,10 @@ use localprop::{Backend, bp_limit};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Memory a run may use, such as `8G` or `512M` (default: the memory the system reports
+    /// available); a run estimated to need more is refused before it starts.
+    #[arg(long, global = true, value_parser = localprop::budget::parse_size)]
+    max_memory: Option<u64>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -124,7 +128,11 @@ enum Command {
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    match dispatch(Cli::parse().command) {
+    let cli = Cli::parse();
+    if let Some(bytes) = cli.max_memory {
+        localprop::budget::set_max_memory(bytes);
+    }
+    match dispatch(cli.command) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");

@@ -644,6 +644,8 @@ impl Experiment {
     /// Every check that needs no data file: keys that apply to the kinds, ranges, and the
     /// network and parameters built once.
     fn check(&self, file: &str) -> Result<()> {
+        // Before the network is built: a file whose run cannot fit is refused, not aborted.
+        self.check_memory(file, self.run.steps)?;
         let net = self.network().map_err(|e| rekey(e, file, "network"))?;
         let params = self.replica_params(&net).map_err(|e| rekey(e, file, "params"))?;
         let _ = params;
@@ -802,6 +804,38 @@ impl Experiment {
             return Err(config_err(file, key, format!("{channels} channels, but the network has {want} {what}")));
         }
         Ok(())
+    }
+
+    /// Checks the memory the run needs ([`crate::budget`]) against the budget, from the
+    /// network's numbers alone (nothing is built). `steps`: the run's length, for the trace it
+    /// holds (`None`: not known yet, before the data set is read).
+    pub fn check_memory(&self, file: &str, steps: Option<u64>) -> Result<()> {
+        let spec = self.network_spec().map_err(|e| rekey(e, file, "network"))?;
+        let (n, edges) = crate::budget::counts(&spec).map_err(|e| rekey(e, file, "network"))?;
+        let replicas = self.sweep_axes().iter().fold(1u64, |a, (_, v)| a.saturating_mul(v.len() as u64));
+        let outputs = match (&spec.outputs, &spec.topology) {
+            (Some(o), _) => o.len(),
+            (None, Topology::Layered { sizes }) => sizes.last().copied().unwrap_or(1),
+            _ => 1,
+        } as u64;
+        let inputs = match &spec.topology {
+            Topology::Layered { sizes } => sizes.first().copied().unwrap_or(0),
+            Topology::FullyConnected { inputs, .. }
+            | Topology::RandomSparse { inputs, .. }
+            | Topology::Edges { inputs, .. } => *inputs,
+        } as u64;
+        let shape = crate::budget::Shape {
+            n,
+            edges,
+            dense: matches!(spec.topology, Topology::Layered { .. })
+                || matches!(spec.topology, Topology::FullyConnected { self_loops: true, .. }),
+            replicas,
+            outputs,
+            d: inputs + spec.bias as u64,
+            records: steps.map_or(0, |s| s.div_ceil(self.run.record_every.max(1))),
+            block_steps: self.run.block_steps as u64,
+        };
+        crate::budget::Needs::of(shape).check().map_err(|m| config_err(file, "(memory)", m))
     }
 
     /// The network this file describes.
