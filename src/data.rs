@@ -53,18 +53,40 @@ pub struct Dataset {
     pub path: String,
 }
 
-/// The bytes of `path`, gunzipped when they start with the gzip magic `1f 8b`.
-fn read_maybe_gz(path: &Path, shown: &str) -> Result<Vec<u8>> {
-    let raw = std::fs::read(path).map_err(|source| Error::Io { path: shown.to_string(), source })?;
+/// The most bytes of CSV text a data set may have (after gunzipping): 1 GiB, or a quarter of
+/// the memory budget ([`crate::budget::limit`]) where that is less.
+pub fn max_data_bytes() -> u64 {
+    let cap = 1u64 << 30;
+    crate::budget::limit().map_or(cap, |(limit, _)| cap.min(limit / 4))
+}
+
+/// The bytes of `path` (a regular file), gunzipped when they start with the gzip magic
+/// `1f 8b`; at most [`max_data_bytes`] either way, so that neither `/dev/zero` nor a small
+/// archive that inflates to gigabytes can exhaust memory.
+pub fn read_maybe_gz(path: &Path, shown: &str) -> Result<Vec<u8>> {
+    let io = |source| Error::Io { path: shown.to_string(), source };
+    let data = |message: String| Error::Data { path: shown.to_string(), message };
+    let cap = max_data_bytes();
+    let file = std::fs::File::open(path).map_err(io)?;
+    if !file.metadata().map_err(io)?.is_file() {
+        return Err(data("not a regular file".into()));
+    }
+    let read_capped = |reader: &mut dyn Read, what: &str| -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        reader.take(cap + 1).read_to_end(&mut out).map_err(|e| data(format!("{what}: {e}")))?;
+        if out.len() as u64 > cap {
+            return Err(data(format!(
+                "{what} holds more than {} of text, the cap for a data set (a quarter of the memory budget, at most 1 GiB)",
+                crate::budget::human(cap)
+            )));
+        }
+        Ok(out)
+    };
+    let raw = read_capped(&mut std::io::BufReader::new(file), "the file")?;
     if !raw.starts_with(&[0x1f, 0x8b]) {
         return Ok(raw);
     }
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(raw.as_slice()).read_to_end(&mut out).map_err(|e| Error::Data {
-        path: shown.to_string(),
-        message: format!("gzip data could not be inflated: {e}"),
-    })?;
-    Ok(out)
+    read_capped(&mut flate2::read::MultiGzDecoder::new(raw.as_slice()), "the gzip data, inflated")
 }
 
 /// A field as a number, or `None` if it does not parse (non-finite values parse).

@@ -643,3 +643,35 @@ fn a_run_that_cannot_fit_is_refused_quickly_with_what_needs_how_much() {
     let bad = localprop(&["check", fig1, "--max-memory", "lots"]);
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--max-memory"));
 }
+
+#[test]
+fn data_and_experiment_files_are_read_within_caps() {
+    let dir = scratch("caps");
+    let text = std::fs::read_to_string("examples/configs/digits-online.toml").unwrap();
+    let with_data = |path: &str| {
+        let cfg = dir.join("data.toml");
+        std::fs::write(&cfg, text.replace("\"../../data/digits.csv.gz\"", &format!("{path:?}"))).unwrap();
+        cfg
+    };
+    // A device that never ends.
+    let out = localprop(&["check", with_data("/dev/zero").to_str().unwrap()]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("/dev/zero") && e.contains("not a regular file"), "{e}");
+    // A small archive that inflates past the cap (a quarter of --max-memory, here 16 MiB).
+    let bomb = dir.join("bomb.csv.gz");
+    let mut gz = flate2::write::GzEncoder::new(std::fs::File::create(&bomb).unwrap(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &vec![b'0'; 40 << 20]).unwrap();
+    gz.finish().unwrap();
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 1 << 20);
+    let cfg = with_data(bomb.to_str().unwrap());
+    let out = localprop(&["check", cfg.to_str().unwrap(), "--max-memory", "64M"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("the gzip data, inflated holds more than 16.8 MB"), "{e}");
+    // Positive control: the shipped data within the same budget.
+    let data = std::path::absolute("data/digits.csv.gz").unwrap();
+    ok(&localprop(&["check", with_data(data.to_str().unwrap()).to_str().unwrap(), "--max-memory", "64M"]));
+    // An experiment "file" that never ends.
+    let out = localprop(&["check", "/dev/zero"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && e.contains("not a regular file"), "{e}");
+}

@@ -591,12 +591,27 @@ fn config_err(file: &str, key: impl Into<String>, message: impl Into<String>) ->
     Error::Config { file: file.to_string(), key: key.into(), message: message.into() }
 }
 
+/// The largest experiment file read (64 MiB: room for millions of explicit edges).
+pub const MAX_EXPERIMENT_BYTES: u64 = 64 << 20;
+
 impl Experiment {
     /// Reads and checks an experiment file; relative data paths are resolved against the
     /// file's folder.
     pub fn load(path: &Path) -> Result<Experiment> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+        let shown = path.display().to_string();
+        let io = |source| Error::Io { path: shown.clone(), source };
+        let file = std::fs::File::open(path).map_err(io)?;
+        let meta = file.metadata().map_err(io)?;
+        if !meta.is_file() || meta.len() > MAX_EXPERIMENT_BYTES {
+            let what = if meta.is_file() { format!("{} bytes", meta.len()) } else { "not a regular file".into() };
+            return Err(config_err(
+                &shown,
+                "(file)",
+                format!("{what}: an experiment file is a regular file of at most {MAX_EXPERIMENT_BYTES} bytes"),
+            ));
+        }
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_EXPERIMENT_BYTES), &mut text).map_err(io)?;
         // Absolute, so that the data path stored in checkpoints and summaries resolves from
         // any working directory (`resume` from elsewhere).
         let base = path.parent().unwrap_or(Path::new("."));
