@@ -27,12 +27,18 @@ pub fn limit() -> Option<(u64, &'static str)> {
     Some((kib.saturating_mul(1024), "available memory"))
 }
 
+/// `"1.5 min"` as `(Some(1.5), "min")`: the number before the first letter (`None` if it does
+/// not parse) and the unit from there, both trimmed.
+pub(crate) fn number_and_unit(text: &str) -> (Option<f64>, &str) {
+    let t = text.trim();
+    let (number, unit) = t.split_at(t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len()));
+    (number.trim().parse().ok(), unit.trim())
+}
+
 /// Parses a size such as `512M`, `8G`, `1.5G` or a number of bytes.
 pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let scale = match unit.trim().to_ascii_uppercase().as_str() {
+    let (number, unit) = number_and_unit(text);
+    let scale = match unit.to_ascii_uppercase().as_str() {
         "" | "B" => 1u64,
         "K" | "KB" | "KIB" => 1 << 10,
         "M" | "MB" | "MIB" => 1 << 20,
@@ -40,8 +46,8 @@ pub fn parse_size(text: &str) -> std::result::Result<u64, String> {
         "T" | "TB" | "TIB" => 1 << 40,
         _ => return Err(format!("{text:?}: a size such as 512M, 8G or 1.5G")),
     };
-    match number.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v * (scale as f64) < u64::MAX as f64 => Ok((v * scale as f64) as u64),
+    match number {
+        Some(v) if v.is_finite() && v > 0.0 && v * (scale as f64) < u64::MAX as f64 => Ok((v * scale as f64) as u64),
         _ => Err(format!("{text:?}: a size > 0 such as 512M, 8G or 1.5G")),
     }
 }

@@ -159,12 +159,11 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let mut engine = Engine::with_backend(net.clone(), params.clone(), backend)?;
     engine.set_block_steps(exp.run.block_steps)?;
     engine.set_record_every(exp.run.record_every)?;
-    if let Some(ckpt) = &from {
-        check_resumable(ckpt, &params[0], steps, file)?;
-    }
     if let Some(ckpt) = from {
+        let t = ckpt.t;
         // The checkpoint's weights in this network's order (a version-1 file's are permuted).
         engine.set_state(&ckpt.into_state_for(&net)?)?;
+        check_resumable(&engine, t, steps, file)?;
     }
     let mut streams = exp.streams(params.len(), data.as_ref())?;
     prepare_folder(&opts.out)?;
@@ -266,10 +265,10 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     Ok(summary)
 }
 
-/// A checkpoint's step and time must agree (`t = step x tau`, the engine's clock) and the
+/// A checkpoint's time `t` must be the engine's clock at its step (`step x tau`), and the
 /// run must not count past `u64::MAX` steps.
-fn check_resumable(ckpt: &Checkpoint, params: &Params, steps: u64, file: &str) -> Result<()> {
-    let step = ckpt.state.step;
+fn check_resumable(engine: &Engine, t: f64, steps: u64, file: &str) -> Result<()> {
+    let step = engine.step();
     if step.checked_add(steps).is_none() {
         return Err(Error::param(
             "--steps",
@@ -277,14 +276,13 @@ fn check_resumable(ckpt: &Checkpoint, params: &Params, steps: u64, file: &str) -
             format!("the checkpoint is at step {step}; the run would pass the last step count, {}", u64::MAX),
         ));
     }
-    let want = step as f64 * decimal(params.tau);
-    if (ckpt.t - want).abs() > 1e-9 * want.abs().max(1.0) {
+    let want = engine.time();
+    if (t - want).abs() > 1e-9 * want.abs().max(1.0) {
         return Err(Error::Data {
             path: file.to_string(),
             message: format!(
-                "metadata `t` = {:?} does not match step {step} x tau {} = {want:?}; the file was edited or is damaged",
-                ckpt.t,
-                decimal(params.tau)
+                "metadata `t` = {t:?} does not match step {step} x tau {} = {want:?}; the file was edited or is damaged",
+                decimal(engine.params()[0].tau)
             ),
         });
     }

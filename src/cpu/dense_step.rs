@@ -96,23 +96,45 @@ fn row_pass8<const LEARN: bool>(
             Err(_) => std::array::from_fn(|l| if l < len { v[l] } else { 0.0 }),
         }
     };
-    let (w0, pw0, xj, xn) = (load(w), load(pw), load(xj), load(xn));
-    let (mut w1, mut pw1, mut part1, mut acc) = (w0, pw0, load(part), [0.0f32; 8]);
+    let (xj, xn) = (load(xj), load(xn));
+    let (mut w8, mut pw8, mut part8, mut acc) = (load(w), load(pw), load(part), [0.0f32; 8]);
     for l in 0..8 {
-        part1[l] += w0[l] * ei;
-        if LEARN {
-            (w1[l], pw1[l]) = super::synapse_update(tau, s, rp, w0[l], pw0[l], ei, xj[l]);
-        }
-        acc[l] += w1[l] * xn[l];
+        synapse_item::<LEARN>(&mut acc[l], &mut w8[l], &mut pw8[l], xj[l], xn[l], &mut part8[l], ei, tau, s, rp);
     }
-    w.copy_from_slice(&w1[..len]);
-    pw.copy_from_slice(&pw1[..len]);
-    part.copy_from_slice(&part1[..len]);
+    w.copy_from_slice(&w8[..len]);
+    pw.copy_from_slice(&pw8[..len]);
+    part.copy_from_slice(&part8[..len]);
     acc
 }
 
-/// One tile of a row: returns the `L` lanes of its next pre-activation (`L = WG`, or 8 for
-/// tiles of at most 8 columns).
+/// One synapse `j -> i` of a row: adds `w e_hat_i` to its column's partial, updates `w` and
+/// `pw` when learning ([`super::synapse_update`]), and adds `w' x_j'` to its lane.
+#[expect(clippy::too_many_arguments, reason = "one synapse's values and the row's scalars, inlined")]
+#[inline(always)]
+fn synapse_item<const LEARN: bool>(
+    acc: &mut f32,
+    w: &mut f32,
+    pw: &mut f32,
+    xj: f32,
+    xn: f32,
+    part: &mut f32,
+    ei: f32,
+    tau: f32,
+    s: &StepUniform,
+    rp: ReplicaParams,
+) {
+    let w0 = *w;
+    *part += w0 * ei;
+    let mut w1 = w0;
+    if LEARN {
+        (w1, *pw) = super::synapse_update(tau, s, rp, w0, *pw, ei, xj);
+        *w = w1;
+    }
+    *acc += w1 * xn;
+}
+
+/// One tile of a row: returns the `L = WG` lanes of its next pre-activation (tiles of at most
+/// 8 columns go to [`row_pass8`]).
 #[expect(clippy::too_many_arguments, reason = "the row's buffers and scalars, inlined into the pass")]
 #[inline(always)]
 fn row_pass<const LEARN: bool, const L: usize>(
@@ -128,15 +150,7 @@ fn row_pass<const LEARN: bool, const L: usize>(
 ) -> [f32; L] {
     let mut acc = [0.0f32; L];
     let one = |acc: &mut f32, w: &mut f32, pw: &mut f32, xj: f32, xn: f32, part: &mut f32| {
-        let w0 = *w;
-        let pw0 = *pw;
-        *part += w0 * ei;
-        let mut w1 = w0;
-        if LEARN {
-            (w1, *pw) = super::synapse_update(tau, s, rp, w0, pw0, ei, xj);
-            *w = w1;
-        }
-        *acc += w1 * xn;
+        synapse_item::<LEARN>(acc, w, pw, xj, xn, part, ei, tau, s, rp);
     };
     let mut wc = w.chunks_exact_mut(L);
     let mut pwc = pw.chunks_exact_mut(L);

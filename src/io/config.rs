@@ -457,17 +457,15 @@ impl CheckpointEvery {
             CheckpointEvery::Steps(0) => Err("0: give at least 1 step, or a time such as \"10min\"".into()),
             CheckpointEvery::Steps(k) => Ok(Interval::Steps(*k)),
             CheckpointEvery::Time(text) => {
-                let t = text.trim();
-                let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
-                let (number, unit) = t.split_at(split);
-                let scale = match unit.trim() {
+                let (number, unit) = crate::budget::number_and_unit(text);
+                let scale = match unit {
                     "s" => 1.0,
                     "min" => 60.0,
                     "h" => 3600.0,
                     _ => f64::NAN,
                 };
-                match number.trim().parse::<f64>() {
-                    Ok(v) if scale.is_finite() && v.is_finite() && v > 0.0 => Ok(Interval::Seconds(v * scale)),
+                match number {
+                    Some(v) if scale.is_finite() && v.is_finite() && v > 0.0 => Ok(Interval::Seconds(v * scale)),
                     _ => Err(format!(
                         "{text:?}: give a number of steps, or a time > 0 such as \"90s\", \"10min\", \"2h\""
                     )),
