@@ -33,7 +33,7 @@ struct KernelParams {
     n_wide: u32,
     blocks_off: u32,
     n_blocks: u32,
-    _pad0: u32,
+    flags_off: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -187,5 +187,39 @@ fn row_tree(lid: u32, rows: u32, cols: u32, acc: array<f32, CHUNK_ROWS>) {
             }
         }
         workgroupBarrier();
+    }
+}
+
+// Whether `v` is finite (neither infinite nor NaN), read from its bits so that no compiler
+// assumption about NaN can remove the test.
+fn is_finite(v: f32) -> bool {
+    return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
+}
+
+// The code of a non-finite value: row * 8 + quantity * 2 + nan + 1.
+fn nonfinite_of(row: u32, quantity: u32, v: f32) -> u32 {
+    return row * 8u + quantity * 2u + select(0u, 1u, (bitcast<u32>(v) & 0x007fffffu) != 0u) + 1u;
+}
+
+// 0 when x, p and a are finite, else the code of the first that is not (x, p, a):
+// layout::nonfinite_code.
+fn nonfinite_code(row: u32, x: f32, p: f32, a: f32) -> u32 {
+    if !is_finite(x) {
+        return nonfinite_of(row, 0u, x);
+    }
+    if !is_finite(p) {
+        return nonfinite_of(row, 1u, p);
+    }
+    if !is_finite(a) {
+        return nonfinite_of(row, 2u, a);
+    }
+    return 0u;
+}
+
+// Keeps replica r's first non-zero code of the block (steps run in order; neurons of one
+// step that race write codes of the same row).
+fn flag_nonfinite(r: u32, code: u32) {
+    if code != 0u && aux[k.flags_off + r] == 0.0 {
+        aux[k.flags_off + r] = f32(code);
     }
 }

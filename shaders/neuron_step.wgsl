@@ -1,7 +1,8 @@
 // Per neuron of every replica, from the pre-activation a_i the synapse pass summed (zeroed
 // here for the next sum): the Euler state update into the other ping-pong buffer, the
 // message e_hat_i = c_i sigma'(a_i) p_i and the state power h_i = p_i c_i (sigma(a_i) - x_i).
-// Input neurons copy their input. CPU twin: src/cpu/neuron_step.rs.
+// Input neurons copy their input. A non-finite x, p or a is flagged for the replica
+// (flag_nonfinite). CPU twin: src/cpu/neuron_step.rs.
 
 @compute @workgroup_size(WG)
 fn neuron_step(
@@ -27,6 +28,7 @@ fn neuron_item(gid: u32) {
         aux[k.h_off + gid] = 0.0;
         return;
     }
+    flag_nonfinite(r, nonfinite_code(s.row, x_in[gid], p[gid], a));
     let u = neuron_update(s.sign_state, a, x_in[gid], aux[k.c_off + gid], p[gid]);
     x_out[gid] = u.x;
     aux[k.e_hat_off + gid] = u.y;

@@ -81,6 +81,7 @@ fn population(
     var xs: array<f32, P_COLS>;
     var xn: array<f32, P_COLS>;
     var part: array<f32, P_COLS>;
+    var flag = 0u;
     for (var st = first; st < last; st++) {
         let s = table_step(st);
         if gather && st == 0u {
@@ -105,6 +106,9 @@ fn population(
                 eh[i] = 0.0;
                 h[i] = 0.0;
             } else {
+                if flag == 0u {
+                    flag = nonfinite_code(s.row, x[i], pc[i], ai);
+                }
                 let u = neuron_update(s.sign_state, ai, x[i], c[i], pc[i]);
                 xo[i] = u.x;
                 eh[i] = u.y;
@@ -204,4 +208,5 @@ fn population(
         w[r * P_E + e] = wl[e];
         pw[r * P_E + e] = pwl[e];
     }
+    flag_nonfinite(r, flag);
 }

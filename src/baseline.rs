@@ -349,8 +349,14 @@ mod tests {
     #[test]
     fn sizes_and_settings_are_validated() {
         let net = NetworkSpec::layered(&[2, 3, 2]).bias(true).build().unwrap();
-        let data =
-            Dataset { features: vec![0.0, 1.0, 1.0, 0.0], dim: 2, labels: vec![0, 1], classes: 2, path: "mem".into() };
+        let data = Dataset {
+            features: vec![0.0, 1.0, 1.0, 0.0],
+            dim: 2,
+            labels: vec![0, 1],
+            classes: 2,
+            path: "mem".into(),
+            text_crc32: 0,
+        };
         let t = data.one_hot(0.8, -0.8);
         let opt = SgdMomentum { lr: 0.1, momentum: 0.9 };
         let ord = vec![vec![0, 1]];

@@ -19,3 +19,13 @@ pub struct Block {
     /// Number of recorded steps (rows of the trace block).
     pub records: usize,
 }
+
+/// What an executor hands back for a block it ran.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct BlockResult {
+    /// Trace rows, `[record_row][replica][trace_width]`.
+    pub rows: Vec<f32>,
+    /// Per replica, the neuron pass's first [`crate::layout::nonfinite_code`] of the block
+    /// (0: every value it read was finite).
+    pub nonfinite: Vec<u32>,
+}

@@ -51,6 +51,9 @@ pub struct Dataset {
     pub classes: usize,
     /// The file the data came from, as given to [`Dataset::load_csv`].
     pub path: String,
+    /// CRC-32 (IEEE, Python's `zlib.crc32`) of the file's text, gunzipped: what a checkpoint
+    /// records, so that `resume` can tell that the data changed (0 for data made in memory).
+    pub text_crc32: u32,
 }
 
 /// The most bytes of CSV text a data set may have (after gunzipping): 1 GiB, or a quarter of
@@ -121,6 +124,9 @@ impl Dataset {
         let shown = path.display().to_string();
         let bad = |message: String| Error::Data { path: shown.clone(), message };
         let bytes = read_maybe_gz(path, &shown)?;
+        let mut crc = flate2::Crc::new();
+        crc.update(&bytes);
+        let text_crc32 = crc.sum();
 
         let mut features = Vec::new();
         let mut labels = Vec::new();
@@ -202,7 +208,7 @@ impl Dataset {
             return Err(bad("no data rows (only a header)".into()));
         }
         let classes = labels.iter().max().map_or(0, |&m| m + 1);
-        Ok(Dataset { features, dim: cols - 1, labels, classes, path: shown })
+        Ok(Dataset { features, dim: cols - 1, labels, classes, path: shown, text_crc32 })
     }
 
     /// Rescales the features in place (see [`Normalize`]).
@@ -390,6 +396,7 @@ mod tests {
             labels: vec![0, 1, 1],
             classes: 2,
             path: "mem".into(),
+            text_crc32: 0,
         };
         let mut d = base.clone();
         d.normalize(Normalize::None).unwrap();
@@ -425,7 +432,14 @@ mod tests {
 
     #[test]
     fn one_hot_targets() {
-        let d = Dataset { features: vec![0.0; 3], dim: 1, labels: vec![2, 0, 1], classes: 3, path: "mem".into() };
+        let d = Dataset {
+            features: vec![0.0; 3],
+            dim: 1,
+            labels: vec![2, 0, 1],
+            classes: 3,
+            path: "mem".into(),
+            text_crc32: 0,
+        };
         assert_eq!(d.one_hot(0.8, -0.8), [-0.8, -0.8, 0.8, 0.8, -0.8, -0.8, -0.8, 0.8, -0.8]);
     }
 }

@@ -3,11 +3,13 @@
 
 use std::collections::VecDeque;
 
-use crate::block::Block;
+use crate::block::{Block, BlockResult};
 use crate::cpu::{Buffers, CpuExecutor};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBuffers, GpuContext, GpuExecutor};
-use crate::layout::{KernelParams, NO_RECORD, ReplicaParams, StepUniform, TRACE_FIXED};
+use crate::layout::{
+    KernelParams, MAX_BLOCK_STEPS, NO_RECORD, ReplicaParams, StepUniform, TRACE_FIXED, decode_nonfinite,
+};
 use crate::network::Network;
 use crate::params::Params;
 use crate::signal::Streams;
@@ -41,7 +43,7 @@ impl Backend {
 
 #[expect(clippy::large_enum_variant, reason = "one per engine; the CPU variant is the common one")]
 enum Exec {
-    Cpu(CpuExecutor, VecDeque<Vec<f32>>),
+    Cpu(CpuExecutor, VecDeque<BlockResult>),
     Gpu(Box<GpuExecutor>),
 }
 
@@ -63,7 +65,7 @@ impl Exec {
         }
     }
 
-    fn collect(&mut self) -> Result<Vec<f32>> {
+    fn collect(&mut self) -> Result<BlockResult> {
         match self {
             Exec::Cpu(_, done) => Ok(done.pop_front().unwrap_or_default()),
             Exec::Gpu(e) => e.collect(),
@@ -77,6 +79,32 @@ impl Exec {
             e.spare_trace = rows;
         }
     }
+}
+
+/// A replica whose dynamics left the finite range of f32 ([`Engine::diverged`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Divergence {
+    /// The first step at which one of the replica's values was seen non-finite.
+    pub step: u64,
+    /// What: `x`, `p` or `a` (the pre-activation, non-finite when a weight is), which every
+    /// step checks ([`crate::layout::nonfinite_code`]); a recorded `loss`, `lagrangian` or
+    /// `hamiltonian`; or `w` or `pw` of the state at the end of a run.
+    pub quantity: &'static str,
+    /// The value: NaN or infinity.
+    pub value: f32,
+}
+
+/// What a run does when a replica diverges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnDivergence {
+    /// Return [`Error::Diverged`] for the first replica to diverge, at its first non-finite
+    /// step (the default).
+    #[default]
+    Error,
+    /// Mark the replica ([`Engine::diverged`]), record NaN for it from that step on, and
+    /// go on with the others: replicas are independent, so their values are the same bits
+    /// as without it. A run stops early when every replica has diverged.
+    Continue,
 }
 
 /// What a [`Engine::run_blocks`] sink asks for after a block.
@@ -111,6 +139,8 @@ pub struct Engine {
     /// The last block's buffers and spent trace parts, filled again by the next blocks
     /// (fresh buffers of many megabytes per block cost page faults and zeroing).
     spare: Spare,
+    on_divergence: OnDivergence,
+    diverged: Vec<Option<Divergence>>,
 }
 
 /// Buffers kept between blocks.
@@ -191,6 +221,8 @@ impl Engine {
         let buffers = initial_buffers(&net, &params);
         let kernel_params = buffers.params;
         Ok(Engine {
+            on_divergence: OnDivergence::Error,
+            diverged: vec![None; replicas],
             net,
             params,
             kernel_params,
@@ -327,12 +359,35 @@ impl Engine {
         Ok(())
     }
 
+    /// What a run does when a replica diverges (default [`OnDivergence::Error`]).
+    pub fn set_on_divergence(&mut self, on: OnDivergence) {
+        self.on_divergence = on;
+    }
+
+    /// Per replica, whether and where it diverged (runs with [`OnDivergence::Continue`]).
+    pub fn diverged(&self) -> &[Option<Divergence>] {
+        &self.diverged
+    }
+
+    /// Marks replica `replica` as diverged (or not, with `None`), as a run that found it
+    /// would: its trace values from `divergence.step` on are NaN and it is not checked
+    /// again. For a run resumed from a state saved after a divergence.
+    pub fn set_diverged(&mut self, replica: usize, divergence: Option<Divergence>) -> Result<()> {
+        let replicas = self.replicas();
+        let slot = self
+            .diverged
+            .get_mut(replica)
+            .ok_or_else(|| Error::param("replica", replica, format!("a replica index below {replicas}")))?;
+        *slot = divergence;
+        Ok(())
+    }
+
     /// Steps per block: how many steps' inputs are prepared, run and read back at once
     /// (default [`DEFAULT_BLOCK_STEPS`]). On the GPU a larger block than the buffers hold
     /// rebuilds them, keeping the state.
     pub fn set_block_steps(&mut self, steps: usize) -> Result<()> {
-        if steps == 0 {
-            return Err(Error::param("block_steps", steps, "an integer >= 1"));
+        if steps == 0 || steps > MAX_BLOCK_STEPS {
+            return Err(Error::param("block_steps", steps, format!("an integer from 1 to {MAX_BLOCK_STEPS}")));
         }
         if let Exec::Gpu(g) = &mut self.exec
             && steps > g.capacity()
@@ -444,32 +499,88 @@ impl Engine {
         self.check_streams(streams)?;
         // Block b + 1 is prepared and submitted before block b's trace is collected, so on
         // the GPU the host evaluates streams and reads traces while the device computes.
-        let mut in_flight: VecDeque<(Trace, u64)> = VecDeque::new();
-        let (mut submitted, mut stop) = (0, false);
+        let mut in_flight: VecDeque<(Trace, u64, u64)> = VecDeque::new();
+        let (mut submitted, mut stop) = (0, self.all_diverged());
         while (submitted < steps && !stop) || !in_flight.is_empty() {
             if submitted < steps && !stop && in_flight.len() < 2 {
                 let len = (steps - submitted).min(self.block_steps as u64) as usize;
+                let first = self.step();
                 let mut block = std::mem::take(&mut self.spare.block);
                 let part = self.prepare_block(len, streams, &mut block)?;
                 let sent = self.exec.submit(&block);
                 self.spare.block = block;
                 sent?;
                 submitted += len as u64;
-                in_flight.push_back((part, submitted));
+                in_flight.push_back((part, first, submitted));
                 if in_flight.len() < 2 && submitted < steps {
                     continue;
                 }
             }
-            let (mut part, done) = in_flight.pop_front().expect("a block is in flight");
-            let rows = self.exec.collect()?;
-            let unpacked = self.unpack_trace(&rows, &mut part);
-            self.exec.recycle(rows);
-            unpacked?;
-            stop |= sink(done, &part)? == Flow::Stop;
+            let (mut part, first, done) = in_flight.pop_front().expect("a block is in flight");
+            let result = self.exec.collect()?;
+            self.unpack_trace(&result.rows, &mut part);
+            self.exec.recycle(result.rows);
+            self.find_divergence(first, &result.nonfinite, &mut part)?;
+            stop |= sink(done, &part)? == Flow::Stop || self.all_diverged();
             self.spare.parts.push(part);
         }
         self.check_state()?;
         Ok(submitted)
+    }
+
+    fn all_diverged(&self) -> bool {
+        self.on_divergence == OnDivergence::Continue && self.diverged.iter().all(Option::is_some)
+    }
+
+    /// The replicas that diverged in a block, from the neuron pass's codes and the recorded
+    /// energies (whichever names the earlier step): an error, or (with
+    /// [`OnDivergence::Continue`]) marked, with their recorded values from that step on
+    /// set to NaN.
+    fn find_divergence(&mut self, first: u64, codes: &[u32], part: &mut Trace) -> Result<()> {
+        let replicas = self.replicas();
+        let width = part.n_out;
+        let mut found: Option<(Divergence, usize)> = None;
+        for r in 0..replicas {
+            if self.diverged[r].is_some() {
+                continue;
+            }
+            let flagged = codes.get(r).and_then(|&c| decode_nonfinite(c)).map(|(row, quantity, value)| Divergence {
+                step: first + row as u64,
+                quantity,
+                value,
+            });
+            let recorded = (0..part.rows()).find_map(|k| {
+                let at = k * replicas + r;
+                let energies = [
+                    ("loss", part.loss[at]),
+                    ("lagrangian", part.lagrangian[at]),
+                    ("hamiltonian", part.hamiltonian[at]),
+                ];
+                let (quantity, value) = energies.into_iter().find(|(_, v)| !v.is_finite())?;
+                Some(Divergence { step: part.step[k], quantity, value })
+            });
+            let Some(d) = [flagged, recorded].into_iter().flatten().min_by_key(|d| d.step) else { continue };
+            if found.is_none_or(|(f, _)| d.step < f.step) {
+                found = Some((d, r));
+            }
+            self.diverged[r] = Some(d);
+        }
+        if self.on_divergence == OnDivergence::Error
+            && let Some((d, replica)) = found
+        {
+            return Err(Error::Diverged { quantity: d.quantity, value: d.value, step: d.step, replica });
+        }
+        for (r, d) in self.diverged.iter().enumerate() {
+            let Some(d) = d else { continue };
+            for k in (0..part.rows()).filter(|&k| part.step[k] >= d.step) {
+                let at = k * replicas + r;
+                part.loss[at] = f32::NAN;
+                part.lagrangian[at] = f32::NAN;
+                part.hamiltonian[at] = f32::NAN;
+                part.outputs[at * width..(at + 1) * width].fill(f32::NAN);
+            }
+        }
+        Ok(())
     }
 
     /// The run's last guard: a state that turned non-finite after the last recorded step
@@ -488,11 +599,21 @@ impl Engine {
                 [&read[0], &read[1], &read[2], &read[3]]
             }
         };
-        for (quantity, values) in [("x", x), ("p", p), ("w", w), ("pw", pw)] {
-            if let Some(k) = values.iter().position(|v| !v.is_finite()) {
+        let mut found = Vec::new();
+        for r in (0..replicas).filter(|&r| self.diverged[r].is_none()) {
+            for (quantity, values) in [("x", x), ("p", p), ("w", w), ("pw", pw)] {
                 let per = values.len() / replicas;
-                return Err(Error::Diverged { quantity, value: values[k], step, replica: k / per });
+                if let Some(&value) = values[r * per..(r + 1) * per].iter().find(|v| !v.is_finite()) {
+                    found.push((r, Divergence { step, quantity, value }));
+                    break;
+                }
             }
+        }
+        for (replica, d) in found {
+            if self.on_divergence == OnDivergence::Error {
+                return Err(Error::Diverged { quantity: d.quantity, value: d.value, step, replica });
+            }
+            self.diverged[replica] = Some(d);
         }
         Ok(())
     }
@@ -613,22 +734,15 @@ impl Engine {
         Ok(part)
     }
 
-    /// Splits the executor's trace rows into the trace columns and checks they are finite.
-    fn unpack_trace(&self, rows: &[f32], part: &mut Trace) -> Result<()> {
+    /// Splits the executor's trace rows into the trace columns.
+    fn unpack_trace(&self, rows: &[f32], part: &mut Trace) {
         let width = self.kernel_params.trace_width as usize;
-        for (k, row) in rows.chunks_exact(width).enumerate() {
-            let (step, replica) = (part.step[k / self.replicas()], k % self.replicas());
-            for (quantity, value) in [("loss", row[0]), ("lagrangian", row[1]), ("hamiltonian", row[2])] {
-                if !value.is_finite() {
-                    return Err(Error::Diverged { quantity, value, step, replica });
-                }
-            }
+        for row in rows.chunks_exact(width) {
             part.loss.push(row[0]);
             part.lagrangian.push(row[1]);
             part.hamiltonian.push(row[2]);
             part.outputs.extend_from_slice(&row[TRACE_FIXED..]);
         }
-        Ok(())
     }
 }
 

@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::baseline::{SgdMomentum, pass_order, train_prequential};
-use crate::engine::{Backend, Engine, Flow};
+use crate::engine::{Backend, Divergence, Engine, Flow, OnDivergence};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{self, Checkpoint};
 use crate::io::config::{Experiment, Interval, MaskConfig, PreparedData, SignalConfig, rekey};
-use crate::io::output::{PassSummary, ReplicaSummary, Summary, mean, trace_csv, write_atomic};
+use crate::io::output::{Diverged, PassSummary, ReplicaSummary, Summary, mean, trace_csv, write_atomic};
 use crate::io::plot::{self, Heatmap, LinePlot, Series};
+use crate::network::Network;
 use crate::params::{Params, Speed, decimal};
+use crate::state::State;
 use crate::state::Trace;
 
 /// Command-line choices that override or complete the experiment file.
@@ -159,29 +161,38 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let mut engine = Engine::with_backend(net.clone(), params.clone(), backend)?;
     engine.set_block_steps(exp.run.block_steps)?;
     engine.set_record_every(exp.run.record_every)?;
+    // A replica that diverges is frozen and reported; the others go on.
+    engine.set_on_divergence(OnDivergence::Continue);
+    let mut frozen = Frozen::default();
     if let Some(ckpt) = from {
         let t = ckpt.t;
+        check_same_data(&ckpt, data.as_ref(), file)?;
+        let diverged = Frozen::listed(&ckpt, file)?;
         // The checkpoint's weights in this network's order (a version-1 file's are permuted).
         engine.set_state(&ckpt.into_state_for(&net)?)?;
         check_resumable(&engine, t, steps, file)?;
+        frozen.resume(&mut engine, diverged)?;
     }
     let mut streams = exp.streams(params.len(), data.as_ref())?;
     prepare_folder(&opts.out)?;
 
     // The folder is resumable from the start: a checkpoint of the first state, replaced
     // every `run.checkpoint_every` and at the end.
-    let save = |engine: &mut Engine| -> Result<()> {
+    let checkpoint_path = opts.out.join(CHECKPOINT_FILE);
+    let save = |engine: &mut Engine, frozen: &Frozen| -> Result<()> {
+        let mut state = engine.state()?;
+        frozen.put(&mut state);
         let ckpt = Checkpoint {
             t: engine.time(),
             n: net.n(),
             blocks: Checkpoint::blocks_of(&net),
             config_json: exp.to_json(),
-            metadata: Default::default(),
-            state: engine.state()?,
+            metadata: run_metadata(frozen, data.as_ref()),
+            state,
         };
-        checkpoint::save(&opts.out.join(CHECKPOINT_FILE), &ckpt)
+        checkpoint::save(&checkpoint_path, &ckpt)
     };
-    save(&mut engine)?;
+    save(&mut engine, &frozen)?;
 
     let every = exp.run.checkpoint_every.interval().map_err(|m| Error::param("run.checkpoint_every", "", m))?;
     let bar = progress_bar(steps, opts.quiet);
@@ -190,7 +201,8 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let mut trace = Trace::new(params.len(), net.outputs().len());
     let (mut done, mut saved_at, mut interrupted) = (0u64, Instant::now(), false);
     let stop = || opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
-    while done < steps && !interrupted {
+    let mut all_diverged = engine.diverged().iter().all(Option::is_some);
+    while done < steps && !interrupted && !all_diverged {
         // A segment ends at the next step-count checkpoint, or after about 64 blocks when
         // the interval is a time (the clock is read between segments).
         let segment = match every {
@@ -204,13 +216,17 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
             Ok(if stop() { Flow::Stop } else { Flow::Continue })
         })?;
         done += ran;
-        interrupted = ran < segment || (stop() && done < steps);
+        // Before any checkpoint is replaced: the replicas that diverged since the last one
+        // take their state from it.
+        frozen.freeze_new(&engine, &checkpoint_path, &net, &params, &bar)?;
+        all_diverged = engine.diverged().iter().all(Option::is_some);
+        interrupted = !all_diverged && (ran < segment || (stop() && done < steps));
         let due = match every {
             Interval::Steps(_) => true,
             Interval::Seconds(s) => saved_at.elapsed().as_secs_f64() >= s,
         };
-        if done < steps && due && !interrupted {
-            save(&mut engine)?;
+        if done < steps && due && !interrupted && !all_diverged {
+            save(&mut engine, &frozen)?;
             saved_at = Instant::now();
         }
     }
@@ -219,13 +235,18 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     bar.finish_and_clear();
     // What the run computed, most valuable first: the checkpoint (the run can go on from
     // it), the trace, then what is derived from them; the summary last, so that a folder
-    // with a summary holds a complete run.
-    save(&mut engine)?;
+    // with a summary holds a complete run. When every replica diverged, the checkpoint on
+    // disk stays the last one written, the last with a replica that was still finite.
+    if !all_diverged {
+        save(&mut engine, &frozen)?;
+    }
     write_atomic(&opts.out.join(TRACE_FILE), trace_csv(&trace, exp.mask.is_some()).as_bytes())?;
 
     let mut replicas = Vec::new();
     for (r, p) in params.iter().enumerate() {
-        replicas.push(score_replica(&exp, &trace, r, p, data.as_ref(), first_step));
+        let mut summary = score_replica(&exp, &trace, r, p, data.as_ref(), first_step);
+        summary.diverged = frozen.get(r).map(|f| f.diverged.clone());
+        replicas.push(summary);
     }
     // Per-sample outcomes of replica 0 and of the baseline, for the running-accuracy plot.
     let mut outcomes: Vec<(&str, Outcomes)> = Vec::new();
@@ -263,6 +284,205 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let json = serde_json::to_string_pretty(&summary).expect("a summary always serialises");
     write_atomic(&opts.out.join(SUMMARY_FILE), json.as_bytes())?;
     Ok(summary)
+}
+
+/// The checkpoint metadata entry that lists the diverged replicas ([`Diverged`], as JSON).
+pub const DIVERGED_KEY: &str = "diverged";
+
+/// The replicas of a run that diverged, each frozen with the state of its last finite
+/// checkpoint: every checkpoint written after stores that state for it (the engine's own
+/// values for it are NaN), and lists it in its `diverged` entry.
+#[derive(Default)]
+struct Frozen {
+    replicas: std::collections::BTreeMap<usize, FrozenReplica>,
+}
+
+struct FrozenReplica {
+    diverged: Diverged,
+    /// `x`, `p`, `w`, `pw` of the replica.
+    state: [Vec<f32>; 4],
+}
+
+/// Replica `r`'s ranges of `x`, `p`, `w`, `pw` in a state.
+fn replica_ranges(s: &State, r: usize) -> [std::ops::Range<usize>; 4] {
+    let (n, e) = (s.x.len() / s.replicas, s.w.len() / s.replicas);
+    [r * n..(r + 1) * n, r * n..(r + 1) * n, r * e..(r + 1) * e, r * e..(r + 1) * e]
+}
+
+impl Frozen {
+    fn get(&self, r: usize) -> Option<&FrozenReplica> {
+        self.replicas.get(&r)
+    }
+
+    /// The `diverged` entry of a checkpoint, checked against it.
+    fn listed(ckpt: &Checkpoint, file: &str) -> Result<Vec<Diverged>> {
+        let Some(text) = ckpt.metadata.get(DIVERGED_KEY) else { return Ok(Vec::new()) };
+        let bad =
+            |m: String| Error::Data { path: file.to_string(), message: format!("metadata `{DIVERGED_KEY}`: {m}") };
+        let list: Vec<Diverged> = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let step = ckpt.state.step;
+        for d in &list {
+            if d.replica >= ckpt.state.replicas || d.step > step || d.state_step > d.step {
+                return Err(bad(format!(
+                    "replica {} diverged at step {} with its state of step {} does not fit {} replicas at step {step}",
+                    d.replica, d.step, d.state_step, ckpt.state.replicas
+                )));
+            }
+            if divergence_quantity(&d.quantity).is_none() {
+                return Err(bad(format!("unknown quantity `{}`", d.quantity)));
+            }
+        }
+        Ok(list)
+    }
+
+    /// Marks the replicas a resumed checkpoint lists; the checkpoint's state for them, now
+    /// the engine's, is their frozen state.
+    fn resume(&mut self, engine: &mut Engine, list: Vec<Diverged>) -> Result<()> {
+        if list.is_empty() {
+            return Ok(());
+        }
+        let state = engine.state()?;
+        for d in list {
+            let quantity = divergence_quantity(&d.quantity).expect("checked when listed");
+            let value = match d.value.as_str() {
+                "NaN" => f32::NAN,
+                "-inf" => f32::NEG_INFINITY,
+                _ => f32::INFINITY,
+            };
+            engine.set_diverged(d.replica, Some(Divergence { step: d.step, quantity, value }))?;
+            let replica = FrozenReplica::of(&state, d);
+            self.replicas.insert(replica.diverged.replica, replica);
+        }
+        Ok(())
+    }
+
+    /// Freezes the replicas that diverged since the last checkpoint, with their state in it
+    /// (each was finite there: a checkpoint holds only finite values), and reports them.
+    fn freeze_new(
+        &mut self,
+        engine: &Engine,
+        checkpoint_path: &Path,
+        net: &Network,
+        params: &[Params],
+        bar: &indicatif::ProgressBar,
+    ) -> Result<()> {
+        let new: Vec<(usize, Divergence)> = (engine.diverged().iter().enumerate())
+            .filter_map(|(r, d)| d.filter(|_| !self.replicas.contains_key(&r)).map(|d| (r, d)))
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let last = checkpoint::load(checkpoint_path)?;
+        let state = last.state_for(net)?;
+        let alive = engine.diverged().iter().filter(|d| d.is_none()).count();
+        const SHOWN: usize = 8;
+        for (k, &(r, d)) in new.iter().enumerate() {
+            let value = if d.value.is_nan() {
+                "NaN"
+            } else if d.value < 0.0 {
+                "-inf"
+            } else {
+                "inf"
+            };
+            let diverged = Diverged {
+                replica: r,
+                step: d.step,
+                quantity: d.quantity.to_string(),
+                value: value.to_string(),
+                state_step: state.step,
+            };
+            if k < SHOWN {
+                bar.suspend(|| {
+                    let others = match alive {
+                        0 => "no replica goes on".to_string(),
+                        1 => "1 replica goes on".to_string(),
+                        k => format!("{k} replicas go on"),
+                    };
+                    eprintln!(
+                        "replica {r} ({}) diverged at step {}: {} is {value}; frozen at its checkpoint of step {}, {others}",
+                        describe_params(&params[r]),
+                        d.step,
+                        d.quantity,
+                        state.step,
+                    )
+                });
+            }
+            self.replicas.insert(r, FrozenReplica::of(&state, diverged));
+        }
+        if new.len() > SHOWN {
+            bar.suspend(|| eprintln!("... {} more replicas diverged (summary.json lists them)", new.len() - SHOWN));
+        }
+        Ok(())
+    }
+
+    /// Writes the frozen replicas' states into `state`.
+    fn put(&self, state: &mut State) {
+        for (&r, f) in &self.replicas {
+            let [x, p, w, pw] = replica_ranges(state, r);
+            state.x[x].copy_from_slice(&f.state[0]);
+            state.p[p].copy_from_slice(&f.state[1]);
+            state.w[w].copy_from_slice(&f.state[2]);
+            state.pw[pw].copy_from_slice(&f.state[3]);
+        }
+    }
+}
+
+/// The checkpoint metadata entry with the CRC-32 of the data set's text
+/// ([`crate::data::Dataset::text_crc32`]), as `crc32:` and 8 hex digits.
+pub const DATA_CRC_KEY: &str = "data_crc32";
+
+/// What a run adds to its checkpoints' metadata: the `diverged` list, when a replica
+/// diverged, and the data set's CRC-32, when there is one.
+fn run_metadata(frozen: &Frozen, data: Option<&PreparedData>) -> std::collections::BTreeMap<String, String> {
+    let mut meta = std::collections::BTreeMap::new();
+    if !frozen.replicas.is_empty() {
+        let list: Vec<&Diverged> = frozen.replicas.values().map(|f| &f.diverged).collect();
+        meta.insert(DIVERGED_KEY.to_string(), serde_json::to_string(&list).expect("a list of records serialises"));
+    }
+    if let Some(d) = data {
+        meta.insert(DATA_CRC_KEY.to_string(), format!("crc32:{:08x}", d.dataset.text_crc32));
+    }
+    meta
+}
+
+/// A resumed run must read the data its checkpoint was written with: the same text, by
+/// CRC-32 (a checkpoint without the entry, from before it, is not checked).
+fn check_same_data(ckpt: &Checkpoint, data: Option<&PreparedData>, file: &str) -> Result<()> {
+    let (Some(want), Some(d)) = (ckpt.metadata.get(DATA_CRC_KEY), data) else { return Ok(()) };
+    let got = format!("crc32:{:08x}", d.dataset.text_crc32);
+    if *want != got {
+        return Err(Error::Data {
+            path: d.dataset.path.clone(),
+            message: format!(
+                "its text gives {got}, but checkpoint {file} was written with data giving {want}: the data changed \
+                 since, and resuming would feed other samples than the run saw"
+            ),
+        });
+    }
+    Ok(())
+}
+
+impl FrozenReplica {
+    fn of(state: &State, diverged: Diverged) -> Self {
+        let [x, p, w, pw] = replica_ranges(state, diverged.replica);
+        let state = [state.x[x].to_vec(), state.p[p].to_vec(), state.w[w].to_vec(), state.pw[pw].to_vec()];
+        FrozenReplica { diverged, state }
+    }
+}
+
+/// The name of a divergence's quantity, as the engine spells it.
+fn divergence_quantity(name: &str) -> Option<&'static str> {
+    ["x", "p", "a", "loss", "lagrangian", "hamiltonian", "w", "pw"].into_iter().find(|&q| q == name)
+}
+
+/// A replica's parameters as the terminal shows them: `q = 1, r = 0.1, ...`.
+fn describe_params(p: &Params) -> String {
+    let mut s =
+        format!("q = {}, r = {}, r_w = {}, theta = {}", decimal(p.q), decimal(p.r), decimal(p.r_w), decimal(p.theta));
+    if let Speed::Global(c) = p.c {
+        s.push_str(&format!(", c = {}", decimal(c)));
+    }
+    s
 }
 
 /// A checkpoint's time `t` must be the engine's clock at its step (`step x tau`), and the
@@ -346,6 +566,7 @@ fn score_replica(
         final_hamiltonian: trace.hamiltonian.get(last).copied().unwrap_or(f32::NAN) as f64,
         nmse,
         accuracy,
+        diverged: None,
     }
 }
 
@@ -405,7 +626,8 @@ fn local_outcomes(
         .map(|&(pass, row, step)| {
             let tr = (step - first_step) as usize;
             let outs = &trace.outputs[(tr * trace.replicas + r) * trace.n_out..][..trace.n_out];
-            (pass, argmax(outs) == pd.dataset.labels[row])
+            // A diverged replica's NaN outputs predict nothing.
+            (pass, outs.iter().all(|v| v.is_finite()) && argmax(outs) == pd.dataset.labels[row])
         })
         .collect()
 }

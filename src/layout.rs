@@ -20,6 +20,43 @@ pub const FLUSH_BELOW: f32 = 1e-30;
 /// Marks a step whose energies are not recorded ([`StepUniform::record_row`]).
 pub const NO_RECORD: u32 = u32::MAX;
 
+/// What the neuron pass finds non-finite, in the order it looks: the state `x`, the costate
+/// `p`, the pre-activation `a = sum_j w_ij x_j` (non-finite when a weight is).
+pub const NONFINITE_QUANTITIES: [&str; 3] = ["x", "p", "a"];
+
+/// The most steps in a block: a step's [`nonfinite_code`] must be exact in an f32.
+pub const MAX_BLOCK_STEPS: usize = 1 << 21;
+
+/// The code the neuron pass keeps per replica and block for the first non-finite value it
+/// meets (`nonfinite_code` in `common.wgsl`): 0 when `x`, `p` and `a` of a neuron are all
+/// finite, else `row * 8 + quantity * 2 + nan + 1`, with the quantity's index in
+/// [`NONFINITE_QUANTITIES`] and `nan` 1 for a NaN, 0 for an infinity. A replica keeps the
+/// first non-zero code of the block: the steps run in order, so it names the first step at
+/// which one of its neurons' `x`, `p` or `a` was not finite. A weight shows in `a` at its
+/// step, a weight costate `pw` one step later (through `w`); this check costs three
+/// comparisons per neuron and step.
+#[inline(always)]
+pub fn nonfinite_code(row: u32, x: f32, p: f32, a: f32) -> u32 {
+    let code = |q: u32, v: f32| row * 8 + q * 2 + u32::from(v.is_nan()) + 1;
+    if !x.is_finite() {
+        code(0, x)
+    } else if !p.is_finite() {
+        code(1, p)
+    } else if !a.is_finite() {
+        code(2, a)
+    } else {
+        0
+    }
+}
+
+/// The `(row, quantity, value)` of a non-zero [`nonfinite_code`]: the value is NaN or
+/// (whatever its sign was) infinity.
+pub fn decode_nonfinite(code: u32) -> Option<(u32, &'static str, f32)> {
+    let c = code.checked_sub(1)?;
+    let value = if c % 2 == 1 { f32::NAN } else { f32::INFINITY };
+    Some((c / 8, NONFINITE_QUANTITIES[((c % 8) / 2).min(2) as usize], value))
+}
+
 /// Leading columns of a trace row: loss, scaled Lagrangian, scaled Hamiltonian; the outputs follow.
 pub const TRACE_FIXED: usize = 3;
 
@@ -123,8 +160,9 @@ pub struct KernelParams {
     pub blocks_off: u32,
     /// Dense blocks.
     pub n_blocks: u32,
-    /// Padding to 16 bytes.
-    pub _pad0: u32,
+    /// `aux`: the neuron pass's [`nonfinite_code`] of the block, one per replica (0 when
+    /// nothing was non-finite), stored as f32 (exact below 2^24), just before the trace rows.
+    pub flags_off: u32,
     /// Padding to 16 bytes.
     pub _pad1: u32,
     /// Padding to 16 bytes.

@@ -25,7 +25,7 @@ pub mod state;
 /// The wgpu this crate is built against: embed with `localprop::wgpu` so the versions match.
 pub use wgpu;
 
-pub use engine::{Backend, Engine, Flow};
+pub use engine::{Backend, Divergence, Engine, Flow, OnDivergence};
 pub use error::{Error, Result};
 pub use network::{Init, Network, NetworkSpec, Topology};
 pub use params::{Activation, Params, Policy, Speed};

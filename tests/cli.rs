@@ -675,3 +675,163 @@ fn data_and_experiment_files_are_read_within_caps() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && e.contains("not a regular file"), "{e}");
 }
+
+/// The paper's net under `hamilton` with no damping, swept over `q`: replicas with `q = 0`
+/// stay finite for about 1,000 steps, one with `q = 1000` diverges near step 210.
+fn diverging_sweep(dir: &Path, qs: &str, steps: u64) -> PathBuf {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/fig1-sinusoid-q10.toml"))
+            .unwrap()
+            .replace("policy = \"hsf-every-step\"", "policy = \"hamilton\"")
+            .replace("theta = 1.0", "theta = 0.0")
+            .replace("steps = 20000", &format!("steps = {steps}\ncheckpoint_every = 200"));
+    let path = dir.join("diverging.toml");
+    std::fs::write(&path, format!("{text}\n[sweep]\nq = {qs}\n")).unwrap();
+    path
+}
+
+fn summary_of(dir: &Path) -> Summary {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn a_diverging_replica_is_frozen_and_reported_while_the_others_go_on() {
+    let dir = scratch("diverge-some");
+    let cfg = diverging_sweep(&dir, "[0.0, 1000.0, 0.0]", 800);
+    let (out, whole, b) = (dir.join("a"), dir.join("whole"), dir.join("b"));
+    let run = |steps: &str, to: &Path| {
+        let args = ["run", cfg.to_str().unwrap(), "--backend", "cpu", "--steps", steps, "--quiet", "--out"];
+        localprop(&[&args[..], &[to.to_str().unwrap()]].concat())
+    };
+    let done = run("500", &out);
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{stderr}");
+    let s = summary_of(&out);
+    let d = s.replicas[1].diverged.as_ref().unwrap_or_else(|| panic!("replica 1 not reported: {s:?}"));
+    assert!(d.step > 200 && d.step < 500, "{d:?}");
+    assert_eq!(d.state_step, 400 - 200 * u64::from(d.step <= 400), "frozen at the last checkpoint before {}", d.step);
+    assert!(stderr.contains("replica 1 (q = 1000, ") && stderr.contains(&format!("diverged at step {}", d.step)));
+    assert!(stderr.contains("2 replicas go on"), "{stderr}");
+    assert_eq!((s.replicas[0].diverged.as_ref(), s.replicas[2].diverged.as_ref()), (None, None));
+    assert!(s.replicas[0].final_loss.is_finite() && s.steps == 500);
+    // The trace: replica 1's values are NaN from its step on, the others' finite throughout.
+    let (header, rows) = read_trace(&out.join("trace.csv"));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for row in &rows {
+        let step: u64 = row[0].parse().unwrap();
+        assert_eq!(row[col("r1_loss")] == "NaN", step >= d.step, "step {step}: {}", row[col("r1_loss")]);
+        assert_ne!(row[col("r0_loss")], "NaN");
+    }
+    // The checkpoint holds replica 1's frozen (finite) state and lists it.
+    let ck = checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ck.state.step, 500);
+    let listed: Vec<localprop::io::output::Diverged> = serde_json::from_str(&ck.metadata["diverged"]).unwrap();
+    assert_eq!(listed, vec![d.clone()]);
+    let st = &ck.state;
+    assert!(st.x.iter().chain(&st.p).chain(&st.w).chain(&st.pw).all(|v| v.is_finite()));
+    // Resume keeps it frozen; the others continue bit for bit.
+    ok(&run("800", &whole));
+    let ck_path = out.join("checkpoint.safetensors");
+    let args = ["resume", ck_path.to_str().unwrap(), "--steps", "300", "--backend", "cpu", "--quiet", "--out"];
+    ok(&localprop(&[&args[..], &[b.to_str().unwrap()]].concat()));
+    let (sb, sw) = (summary_of(&b), summary_of(&whole));
+    assert_eq!(sb.replicas[1].diverged, sw.replicas[1].diverged);
+    let (_, tail) = read_trace(&b.join("trace.csv"));
+    let (_, all) = read_trace(&whole.join("trace.csv"));
+    assert_eq!(tail, all[500..], "the resumed trace is the tail of the whole run's");
+    let (ckb, ckw) = (
+        checkpoint::load(&b.join("checkpoint.safetensors")).unwrap(),
+        checkpoint::load(&whole.join("checkpoint.safetensors")).unwrap(),
+    );
+    assert_eq!(ckb.state, ckw.state);
+    assert_eq!(ckb.metadata, ckw.metadata);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn a_run_whose_replicas_all_diverge_keeps_its_trace_and_last_finite_checkpoint() {
+    let dir = scratch("diverge-all");
+    let cfg = diverging_sweep(&dir, "[1000.0, 1000.0]", 5000);
+    let out = dir.join("out");
+    let args = ["run", cfg.to_str().unwrap(), "--backend", "cpu", "--quiet", "--out"];
+    let done = localprop(&[&args[..], &[out.to_str().unwrap()]].concat());
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert_eq!(done.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("every replica diverged"), "{stderr}");
+    let s = summary_of(&out);
+    let step = s.replicas[0].diverged.as_ref().expect("replica 0 diverged").step;
+    assert!(s.replicas.iter().all(|r| r.diverged.as_ref().is_some_and(|d| d.step == step)));
+    // It stopped soon after, and wrote the trace up to then.
+    assert!(s.steps < step + 1000 && s.planned_steps == 5000, "{} of {} steps", s.steps, s.planned_steps);
+    let (_, rows) = read_trace(&out.join("trace.csv"));
+    assert_eq!(rows.len() as u64, s.steps);
+    assert_ne!(rows[step as usize - 1][3], "NaN");
+    // The checkpoint is the last one before the divergence, finite, and resumable.
+    let ck = checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
+    assert_eq!(ck.state.step, step / 200 * 200);
+    assert!(!ck.metadata.contains_key("diverged"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn resume_refuses_data_that_changed_since_the_checkpoint() {
+    let dir = scratch("resume-data");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("examples/configs/digits-online.toml"))
+        .unwrap()
+        .replace("../../data/digits.csv.gz", "digits.csv");
+    std::fs::write(dir.join("digits.toml"), text).unwrap();
+    let mut csv = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(std::fs::File::open(root.join("data/digits.csv.gz")).unwrap()),
+        &mut csv,
+    )
+    .unwrap();
+    std::fs::write(dir.join("digits.csv"), &csv).unwrap();
+    let cfg = dir.join("digits.toml");
+    let out = dir.join("a");
+    ok(&localprop(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--backend",
+        "cpu",
+        "--steps",
+        "30",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let ck = out.join("checkpoint.safetensors");
+    let meta = checkpoint::load(&ck).unwrap().metadata;
+    assert!(meta["data_crc32"].starts_with("crc32:"), "{meta:?}");
+    let resume = |to: &str| {
+        let to = dir.join(to);
+        localprop(&[
+            "resume",
+            ck.to_str().unwrap(),
+            "--backend",
+            "cpu",
+            "--steps",
+            "10",
+            "--quiet",
+            "--out",
+            to.to_str().unwrap(),
+        ])
+    };
+    // The same text gzipped is the same data.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, &csv).unwrap();
+    std::fs::write(dir.join("digits.csv"), gz.finish().unwrap()).unwrap();
+    ok(&resume("b"));
+    // One changed value is not.
+    let edited = String::from_utf8(csv).unwrap().replacen(",0,", ",1,", 1);
+    std::fs::write(dir.join("digits.csv"), edited).unwrap();
+    let refused = resume("c");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && stderr.contains("digits.csv") && stderr.contains("the data changed"),
+        "{stderr}"
+    );
+    assert!(!dir.join("c").exists(), "a refused resume wrote its folder");
+    std::fs::remove_dir_all(dir).unwrap();
+}

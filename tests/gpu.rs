@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::mixed_fan_in;
+use common::{hamilton_params, mixed_fan_in, paper_net, tracking_streams};
 use localprop::gpu::{GpuContext, pick_adapter, pick_adapter_named};
 use localprop::reference::{Problem, backprop};
 use localprop::rng::Rng;
@@ -434,6 +434,37 @@ fn every_kernel_family_runs_many_steps_like_the_cpu() {
         assert_close(&what("hamiltonian"), &gt.hamiltonian, &ct.hamiltonian, 1e-5, 1e-4);
         assert_close(&what("w"), &gs.w, &cs.w, 1e-5, 1e-4);
         assert_close(&what("p"), &gs.p, &cs.p, 1e-5, 1e-4);
+    }
+}
+
+/// The neuron pass's non-finite flag on the GPU: the paper's net under `hamilton` (which
+/// blows up in a few hundred steps; tests/validation.rs) in the `population` kernel and
+/// kernel by kernel, recording every step or every 1000th: the same first step whatever is
+/// recorded, within a few steps of the CPU's (the blow-up amplifies rounding differences),
+/// and a replica with no learning signal never flagged.
+#[test]
+fn divergence_is_found_at_its_step_on_the_gpu() {
+    let Some(ctx) = gpu() else { return };
+    let net = paper_net();
+    let params: Vec<Params> = [0.0, 1000.0].into_iter().map(hamilton_params).collect();
+    let streams = || tracking_streams(2);
+    let run = |ctx: Option<&GpuContext>, fused: bool, every: u64| {
+        let mut e = match ctx {
+            Some(ctx) => Engine::with_context(net.clone(), params.clone(), ctx.clone()).unwrap(),
+            None => Engine::with_replicas(net.clone(), params.clone()).unwrap(),
+        };
+        e.set_fused(fused);
+        e.set_record_every(every).unwrap();
+        e.set_on_divergence(localprop::OnDivergence::Continue);
+        e.run(1000, &mut streams()).unwrap();
+        assert_eq!(e.diverged()[0], None, "the replica with q = 0 was flagged");
+        e.diverged()[1].unwrap_or_else(|| panic!("fused {fused}, every {every}: replica 1 not flagged")).step
+    };
+    let cpu = run(None, true, 1);
+    for fused in [true, false] {
+        let dense = run(Some(&ctx), fused, 1);
+        assert_eq!(run(Some(&ctx), fused, 1000), dense, "fused {fused}: sparse records moved the step");
+        assert!(dense.abs_diff(cpu) <= 3, "fused {fused}: GPU found step {dense}, the CPU {cpu}");
     }
 }
 

@@ -7,6 +7,9 @@ use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{hamilton_engine, tracking_streams};
 use localprop::reference::{self, Problem};
 use localprop::signal::{Constant, FnSignal, HeldSamples, Order, PatchedCosines, Signal, Sinusoid};
 use localprop::{Activation, Engine, Error, Init, Network, NetworkSpec, Params, Policy, Result, Speed, State, Streams};
@@ -797,46 +800,26 @@ fn a_non_finite_value_in_a_later_replica_is_rejected() {
 // Error::Diverged
 // ---------------------------------------------------------------------------------------------
 
-/// The paper's 5-neuron tracking net under the true Hamilton equations, which blow up in a
-/// few hundred steps (theory, section 6: forward integration of `hamilton` is unstable).
-fn hamilton_engine(qs: &[f32]) -> Engine {
-    let net = NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1).build().unwrap();
-    let params = qs
-        .iter()
-        .map(|&q| Params {
-            c: Speed::Global(50.0),
-            tau: 0.01,
-            q,
-            r: 0.1,
-            r_w: 1.0,
-            theta: 0.0,
-            policy: Policy::Hamilton,
-            ..Params::default()
-        })
-        .collect();
-    Engine::with_replicas(net, params).unwrap()
-}
-
-fn tracking_streams(replicas: usize) -> Vec<Streams> {
-    (0..replicas).map(|_| Streams::new(Sinusoid::new(1.0, 0.1))).collect()
-}
+/// Every quantity a divergence may name.
+const DIVERGED_QUANTITIES: [&str; 9] = ["x", "p", "a", "loss", "lagrangian", "hamiltonian", "w", "pw", ""];
 
 #[test]
 fn a_diverging_run_names_the_quantity_and_the_first_bad_step() {
     let mut engine = hamilton_engine(&[1000.0]);
     let e = err(engine.run(5000, &mut tracking_streams(1)));
     let Error::Diverged { quantity, value, step, replica } = e else { panic!("expected Error::Diverged, got {e:?}") };
-    assert!(["loss", "lagrangian", "hamiltonian"].contains(&quantity), "quantity {quantity}");
+    assert!(DIVERGED_QUANTITIES[..6].contains(&quantity), "quantity {quantity}");
     assert!(!value.is_finite());
     assert_eq!(replica, 0);
     assert!(step > 0, "diverged at step 0: the dynamics did not run");
-    assert_mentions(&e, &[quantity, &format!("is {value} at step {step} (replica 0)")]);
+    assert_mentions(&e, &[quantity, &format!("at step {step} (replica 0)")]);
     // It is the first bad step: the same run stopped before it is finite throughout...
     let mut again = hamilton_engine(&[1000.0]);
-    let trace = again.run(step - 1, &mut tracking_streams(1)).unwrap();
+    let trace = again.run(step - 1, &mut tracking_streams(1)).unwrap_or_else(|e| panic!("{} steps: {e}", step - 1));
     assert_eq!(trace.rows() as u64, step - 1);
     assert!(trace.loss.iter().chain(&trace.lagrangian).chain(&trace.hamiltonian).all(|v| v.is_finite()));
-    // ...and one that ends at it (its energies never recorded) fails on the final state check.
+    // ...and one that ends at it (the state of that step never read by a step) fails on
+    // the final state check.
     let mut at = hamilton_engine(&[1000.0]);
     let e = err(at.run(step, &mut tracking_streams(1)));
     let Error::Diverged { quantity, step: at_step, .. } = e else { panic!("expected Error::Diverged, got {e:?}") };
@@ -853,14 +836,68 @@ fn a_diverging_replica_is_named() {
     assert_mentions(&e, &["(replica 1)"]);
 }
 
-#[test]
-fn divergence_is_reported_at_a_recorded_step() {
+/// The step at which `engine` (recording every `every`-th step) reports a divergence.
+fn diverged_at(every: u64, block_steps: usize) -> (u64, &'static str) {
     let mut engine = hamilton_engine(&[1000.0]);
-    engine.set_record_every(7).unwrap();
+    engine.set_record_every(every).unwrap();
+    engine.set_block_steps(block_steps).unwrap();
     let e = err(engine.run(5000, &mut tracking_streams(1)));
-    let Error::Diverged { step, .. } = e else { panic!("expected Error::Diverged, got {e:?}") };
-    assert_eq!(step % 7, 0, "reported step {step} was not recorded");
-    assert_mentions(&e, &[&format!("at step {step}")]);
+    let Error::Diverged { step, quantity, .. } = e else { panic!("expected Error::Diverged, got {e:?}") };
+    (step, quantity)
+}
+
+#[test]
+fn divergence_is_found_at_its_step_between_records() {
+    // Every step checks x, p and the pre-activations, so sparse records and long blocks
+    // find the step that every record finds.
+    let (step, _) = diverged_at(1, 256);
+    for (every, block) in [(7, 256), (1000, 256), (1000, 4096), (3, 1)] {
+        let (at, quantity) = diverged_at(every, block);
+        assert_eq!(at, step, "record_every {every}, block_steps {block}: found at {at} ({quantity}), not {step}");
+    }
+}
+
+#[test]
+fn a_diverged_replica_is_marked_and_the_others_go_on() {
+    use localprop::OnDivergence;
+    let (step, _) = diverged_at(1, 256);
+    // q = 0: no learning signal, so replicas 0 and 2 stay finite under `hamilton`.
+    let mut engine = hamilton_engine(&[0.0, 1000.0, 0.0]);
+    engine.set_on_divergence(OnDivergence::Continue);
+    engine.set_record_every(3).unwrap();
+    let trace = engine.run(1000, &mut tracking_streams(3)).unwrap();
+    assert_eq!(trace.rows(), 1000usize.div_ceil(3), "the run went on to the end");
+    let d = engine.diverged()[1].unwrap_or_else(|| panic!("replica 1 not marked: {:?}", engine.diverged()));
+    assert_eq!(d.step, step);
+    assert!(DIVERGED_QUANTITIES[..6].contains(&d.quantity) && !d.value.is_finite(), "{d:?}");
+    assert_eq!((engine.diverged()[0], engine.diverged()[2]), (None, None));
+    // Replica 1 records NaN from its divergence on, finite values before it.
+    for (k, &s) in trace.step.iter().enumerate() {
+        let v = trace.loss[k * 3 + 1];
+        assert_eq!(v.is_nan(), s >= step, "replica 1, step {s}: loss {v}");
+    }
+    // The others are the bits of runs without it.
+    for (r, q) in [(0, 0.0), (2, 0.0)] {
+        let mut alone = hamilton_engine(&[q]);
+        alone.set_record_every(3).unwrap();
+        let t = alone.run(1000, &mut tracking_streams(1)).unwrap();
+        let mine: Vec<u32> = (0..trace.rows()).map(|k| trace.loss[k * 3 + r].to_bits()).collect();
+        assert_eq!(mine, t.loss.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), "replica {r}");
+    }
+}
+
+#[test]
+fn a_run_whose_replicas_all_diverge_stops() {
+    use localprop::OnDivergence;
+    let (step, _) = diverged_at(1, 256);
+    let mut engine = hamilton_engine(&[1000.0, 1000.0]);
+    engine.set_on_divergence(OnDivergence::Continue);
+    engine.set_block_steps(64).unwrap();
+    let trace = engine.run(100_000, &mut tracking_streams(2)).unwrap();
+    assert!(engine.diverged().iter().all(|d| d.is_some_and(|d| d.step == step)), "{:?}", engine.diverged());
+    // It stopped within the two blocks in flight after the divergence.
+    assert!(engine.step() <= step.next_multiple_of(64) + 64, "ran on to step {}", engine.step());
+    assert_eq!(trace.rows() as u64, engine.step());
 }
 
 #[test]

@@ -167,9 +167,17 @@ fn stop_on_signals() -> Option<Arc<AtomicBool>> {
 /// The exit status of a run stopped by a signal (128 + SIGINT, as shells report it).
 const INTERRUPTED: i32 = 130;
 
-/// `report`, and the exit status: 130 for an interrupted run.
+/// `report`, and the exit status: 130 for an interrupted run, 1 when every replica diverged.
 fn finish(summary: &localprop::io::output::Summary, out: &std::path::Path, checkpoint: &str) -> ExitCode {
     report(summary, out);
+    if summary.replicas.iter().all(|r| r.diverged.is_some()) {
+        eprintln!(
+            "error: every replica diverged; {} holds the trace up to then and the last checkpoint before it \
+             (try a smaller tau, c tau, a larger theta, or another sign policy)",
+            out.display()
+        );
+        return ExitCode::FAILURE;
+    }
     if summary.interrupted {
         eprintln!(
             "interrupted after {} of {} steps (at step {}); `localprop resume {} --steps {}` runs the rest",
@@ -253,6 +261,13 @@ fn report(s: &localprop::io::output::Summary, out: &std::path::Path) {
         s.steps_per_second
     );
     for r in s.replicas.iter().take(8) {
+        if let Some(d) = &r.diverged {
+            println!(
+                "  replica {} {}: diverged at step {} ({} is {}), frozen at its checkpoint of step {}",
+                r.replica, r.params, d.step, d.quantity, d.value, d.state_step
+            );
+            continue;
+        }
         let mut line = format!(
             "  replica {} {}: final loss {:.4e}, mean loss {:.4e}",
             r.replica, r.params, r.final_loss, r.mean_loss
@@ -270,6 +285,10 @@ fn report(s: &localprop::io::output::Summary, out: &std::path::Path) {
     }
     if s.replicas.len() > 8 {
         println!("  ... {} replicas in all (see summary.json)", s.replicas.len());
+    }
+    let diverged = s.replicas.iter().filter(|r| r.diverged.is_some()).count();
+    if diverged > 0 {
+        println!("  {diverged} of {} replicas diverged (their trace holds NaN from then on)", s.replicas.len());
     }
     if let Some(b) = &s.baseline {
         let a: Vec<String> = b.iter().map(|p| format!("{:.2}%", 100.0 * p.accuracy)).collect();

@@ -29,7 +29,7 @@ pub use sparse_step::sparse_step;
 
 use rayon::prelude::*;
 
-use crate::block::Block;
+use crate::block::{Block, BlockResult};
 use crate::layout::{
     BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, ReplicaParams, SPARSE_CHUNK_ROWS, StepUniform,
     WIDE_FAN_IN, WORKGROUP_SIZE,
@@ -91,6 +91,8 @@ pub struct Buffers {
     pub masks: Vec<f32>,
     /// Trace rows of the current block, `[record_row][replica][trace_width]`.
     pub trace: Vec<f32>,
+    /// Per replica, the first [`crate::layout::nonfinite_code`] of the current block.
+    pub nonfinite: Vec<u32>,
 }
 
 impl Buffers {
@@ -117,6 +119,15 @@ pub(crate) fn x_value(k: &KernelParams, row: u32, inputs: &[f32], x: &[f32], r: 
         inputs[(row as usize * k.replicas as usize + r) * k.d as usize + j]
     } else {
         x[r * k.n as usize + j]
+    }
+}
+
+/// Keeps `code` as replica `r`'s non-finite code unless it has one (`flag_nonfinite` in
+/// `common.wgsl`).
+#[inline(always)]
+pub(crate) fn flag_nonfinite(nonfinite: &mut [u32], r: usize, code: u32) {
+    if code != 0 && nonfinite[r] == 0 {
+        nonfinite[r] = code;
     }
 }
 
@@ -396,10 +407,12 @@ impl CpuExecutor {
         CpuExecutor { buffers, step, gather: true, population: true, spare_trace: Vec::new() }
     }
 
-    /// Runs every step of `block` and returns its trace rows.
-    pub fn run_block(&mut self, block: &Block) -> Vec<f32> {
+    /// Runs every step of `block` and returns its trace rows and non-finite codes.
+    pub fn run_block(&mut self, block: &Block) -> BlockResult {
         let b = &mut self.buffers;
         let k = b.params;
+        b.nonfinite.clear();
+        b.nonfinite.resize(k.replicas as usize, 0);
         b.inputs.clone_from(&block.inputs);
         b.targets.clone_from(&block.targets);
         b.masks.clone_from(&block.masks);
@@ -410,7 +423,7 @@ impl CpuExecutor {
             population(b, block, self.step, self.gather);
             self.step += block.steps.len() as u64;
             self.gather &= block.steps.is_empty();
-            return std::mem::take(&mut b.trace);
+            return BlockResult { rows: std::mem::take(&mut b.trace), nonfinite: b.nonfinite.clone() };
         }
         let plan = std::mem::take(&mut b.plan);
         // The four dispatch lists (recorded or not, gathering or not), made once per block.
@@ -448,6 +461,6 @@ impl CpuExecutor {
             self.step += 1;
         }
         b.plan = plan;
-        std::mem::take(&mut b.trace)
+        BlockResult { rows: std::mem::take(&mut b.trace), nonfinite: b.nonfinite.clone() }
     }
 }

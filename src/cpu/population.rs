@@ -17,10 +17,11 @@ use super::costate_step::costate_update;
 use super::dense_step::tiled_row_sum;
 use super::neuron_step::neuron_update;
 use super::record_step::record_replica;
-use super::{Buffers, PARALLEL_FROM, lane_sum, synapse_update};
+use super::{Buffers, PARALLEL_FROM, flag_nonfinite, lane_sum, synapse_update};
 use crate::block::Block;
 use crate::layout::{
     BlockUniform, KernelParams, NO_RECORD, ReplicaParams, StepUniform, TRACE_FIXED, WORKGROUP_SIZE, lanes,
+    nonfinite_code,
 };
 use crate::network::NOT_OUTPUT;
 
@@ -46,6 +47,8 @@ struct Group<'a> {
     b: &'a mut [f32],
     part: &'a mut [f32],
     c: &'a [f32],
+    /// The group's non-finite codes (`flag_nonfinite`).
+    nonfinite: &'a mut [u32],
     /// The group's trace rows, `[record_row][replica of the group][width]`.
     trace: Vec<f32>,
 }
@@ -101,6 +104,7 @@ pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
         replica,
         out_slot,
         trace,
+        nonfinite,
         ..
     } = b;
     let sh = Shared { k, blk, block, first, gather, inputs, targets, masks, outputs, slots: out_slot, replica };
@@ -119,6 +123,7 @@ pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
         .zip(back.chunks_mut(gn))
         .zip(c.chunks(gn));
     let (mut ws, mut pws, mut parts) = (w.chunks_mut(ge), pw.chunks_mut(ge), part.chunks_mut(gc));
+    let mut flags = nonfinite.chunks_mut(LANES);
     for (g, (((((((x0, x1), p), a), e_hat), h), b), c)) in iter.enumerate() {
         let count = x0.len() / n;
         groups.push(Group {
@@ -134,6 +139,7 @@ pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
             b,
             part: parts.next().unwrap_or_default(),
             c,
+            nonfinite: flags.next().unwrap_or_default(),
             trace: vec![0.0; block.records * count * width],
         });
     }
@@ -201,6 +207,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
     let (mut w_rec, mut pw_rec) = (vec![0.0f32; ne], vec![0.0f32; ne]);
     let c = &g.c[m * n..(m + 1) * n];
     let (mut xs, mut xn) = ([0.0f32; WG], [0.0f32; WG]);
+    let mut flag = 0;
     for (step, s) in sh.block.steps.iter().enumerate() {
         let src = ((sh.first + step as u64) % 2) as usize;
         let (x_in, x_out) = if src == 0 { (&mut *xa, &mut *xb) } else { (&mut *xb, &mut *xa) };
@@ -220,6 +227,9 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
         for i in 0..n {
             let ai = a[i];
             a[i] = 0.0;
+            if flag == 0 && i >= d {
+                flag = nonfinite_code(s.row, x_in[i], p[i], ai);
+            }
             (x_out[i], e_hat[i], h[i]) =
                 if i < d { (sh.input(s.row, r, i), 0.0, 0.0) } else { neuron_update(k, s, ai, x_in[i], c[i], p[i]) };
         }
@@ -277,6 +287,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
     unpad(&w, gw);
     unpad(&pw, gpw);
     g.part[m * cols..(m + 1) * cols].copy_from_slice(&part[..cols]);
+    flag_nonfinite(g.nonfinite, m, flag);
 }
 
 /// The tree over the first `lanes` entries of `acc`, for every replica of a group
@@ -482,7 +493,21 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
                 }
             }
         }
-        // neuron_step
+        // neuron_step: the flag of run_one, from a sum that is not finite where a value is
+        // not (nor, rarely, where finite values overflow it, which the neurons in order then
+        // clear), so that the loop has no branch.
+        let mut probe = [0.0f32; LANES];
+        for i in d..n {
+            for m in 0..LANES {
+                probe[m] += x_in[i][m] + p[i][m] + a[i][m];
+            }
+        }
+        if !probe.iter().all(|v| v.is_finite()) {
+            for m in 0..LANES {
+                let code = (d..n).map(|i| nonfinite_code(s.row, x_in[i][m], p[i][m], a[i][m])).find(|&c| c != 0);
+                flag_nonfinite(g.nonfinite, m, code.unwrap_or(0));
+            }
+        }
         for i in 0..d {
             a[i] = [0.0; LANES];
             x_out[i] = std::array::from_fn(|m| sh.input(s.row, r0 + m, i));

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::context::GpuContext;
 use super::kernels::{PopulationShape, kernel_source_for};
-use crate::block::Block;
+use crate::block::{Block, BlockResult};
 use crate::cpu::Buffers;
 use crate::error::{Error, Result};
 use crate::layout::{BLOCK_WORDS, BlockUniform, KernelParams, NO_RECORD, StepUniform};
@@ -128,6 +128,8 @@ fn packing(b: &Buffers, capacity: usize) -> Packing {
     k.a_off = take(r * n);
     k.b_off = take(r * n);
     let part_off = take(b.part.len());
+    // The flags just before the trace rows: one copy reads both back.
+    k.flags_off = take(r);
     k.trace_off = take(capacity * r * k.trace_width as usize);
     let aux_len = at;
     let mut plan = b.plan.clone();
@@ -241,7 +243,7 @@ impl GpuExecutor {
                 blocks: make("localprop blocks", block_stride * pk.plan.blocks.len() as u64, U::UNIFORM | U::COPY_DST),
             }
         })?;
-        let trace_bytes = (capacity as u64 * r * k.trace_width as u64 * 4).max(16);
+        let trace_bytes = (r + capacity as u64 * r * k.trace_width as u64) * 4;
         let staging = [0, 1].map(|i| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(if i == 0 { "localprop trace staging 0" } else { "localprop trace staging 1" }),
@@ -416,9 +418,11 @@ impl GpuExecutor {
     /// before the next submission, after every earlier one) and records its steps into
     /// `encoder`: one compute pass, with one `population` dispatch for a small network, else
     /// the step's dispatch list per step (one `small_net` dispatch per step for a network of
-    /// few tiles). Copies the trace rows to `trace_to` when given.
+    /// few tiles). Copies the block's non-finite codes and trace rows to `trace_to` when given
+    /// ([`GpuExecutor::readback_bytes`]).
     pub fn encode_block(&mut self, encoder: &mut wgpu::CommandEncoder, block: &Block, trace_to: Option<&wgpu::Buffer>) {
         let k = self.params;
+        encoder.clear_buffer(&self.buffers.aux, k.flags_off as u64 * 4, Some(k.replicas as u64 * 4));
         {
             let (queue, g) = (&self.ctx.queue, &self.buffers);
             write_f32(queue, &g.stream, 0, &block.inputs);
@@ -437,13 +441,16 @@ impl GpuExecutor {
         } else {
             self.encode_steps(encoder, block);
         }
-        let g = &self.buffers;
-        if let Some(staging) = trace_to
-            && block.records > 0
-        {
-            let bytes = (block.records * (k.replicas * k.trace_width) as usize * 4) as u64;
-            encoder.copy_buffer_to_buffer(&g.aux, k.trace_off as u64 * 4, staging, 0, bytes);
+        if let Some(staging) = trace_to {
+            let bytes = self.readback_bytes(block);
+            encoder.copy_buffer_to_buffer(&self.buffers.aux, k.flags_off as u64 * 4, staging, 0, bytes);
         }
+    }
+
+    /// Bytes read back after a block: the replicas' non-finite codes, then its trace rows.
+    fn readback_bytes(&self, block: &Block) -> u64 {
+        let k = self.params;
+        (k.replicas as u64 + (block.records * (k.replicas * k.trace_width) as usize) as u64) * 4
     }
 
     /// A block in the `population` kernel: its step table into `stream`, one dispatch (or,
@@ -550,26 +557,21 @@ impl GpuExecutor {
             ctx.queue.submit([encoder.finish()])
         });
         let submission = submission.inspect_err(|_| self.step = first)?;
-        let bytes = (block.records * (self.params.replicas * self.params.trace_width) as usize * 4) as u64;
-        let ready = Arc::new(AtomicBool::new(bytes == 0));
-        if bytes > 0 {
-            let flag = ready.clone();
-            staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
-                if r.is_ok() {
-                    flag.store(true, Ordering::Release);
-                }
-            });
-        }
+        let bytes = self.readback_bytes(block);
+        let ready = Arc::new(AtomicBool::new(false));
+        let flag = ready.clone();
+        staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
+            if r.is_ok() {
+                flag.store(true, Ordering::Release);
+            }
+        });
         self.pending.push_back(Pending { slot, bytes, ready, submission });
         Ok(())
     }
 
-    /// Waits for the oldest block in flight and returns its trace rows.
-    pub fn collect(&mut self) -> Result<Vec<f32>> {
-        let Some(p) = self.pending.pop_front() else { return Ok(Vec::new()) };
-        if p.bytes == 0 {
-            return Ok(Vec::new());
-        }
+    /// Waits for the oldest block in flight and returns its trace rows and non-finite codes.
+    pub fn collect(&mut self) -> Result<BlockResult> {
+        let Some(p) = self.pending.pop_front() else { return Ok(BlockResult::default()) };
         self.ctx
             .device
             .poll(wgpu::PollType::Wait { submission_index: Some(p.submission), timeout: None })
@@ -581,15 +583,18 @@ impl GpuExecutor {
             });
         }
         let staging = &self.staging[p.slot];
-        let rows = {
+        let replicas = self.params.replicas as usize;
+        let result = {
             let view = staging
                 .slice(..p.bytes)
                 .get_mapped_range()
                 .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+            let all = bytemuck::cast_slice::<u8, f32>(&view);
+            let (flags, rows) = all.split_at(replicas);
+            BlockResult { rows: rows.to_vec(), nonfinite: flags.iter().map(|&c| c as u32).collect() }
         };
         staging.unmap();
-        Ok(rows)
+        Ok(result)
     }
 
     /// Reads `x` (current), `p`, `w`, `pw` back (blocking; waits for every block in flight).

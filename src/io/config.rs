@@ -589,6 +589,11 @@ fn config_err(file: &str, key: impl Into<String>, message: impl Into<String>) ->
     Error::Config { file: file.to_string(), key: key.into(), message: message.into() }
 }
 
+/// The most bytes of configuration a checkpoint header stores (as an escaped JSON string):
+/// safetensors readers refuse headers over 100,000,000 bytes, and the rest of the header
+/// (tensor entries, the blocks) is kept under the remaining 4 MB.
+pub const MAX_STORED_CONFIG: usize = 96_000_000;
+
 /// The largest experiment file read (64 MiB: room for millions of explicit edges).
 pub const MAX_EXPERIMENT_BYTES: u64 = 64 << 20;
 
@@ -651,7 +656,7 @@ impl Experiment {
 
     /// The configuration as JSON (what summaries and checkpoints store).
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("an experiment always serialises")
+        serde_json::to_string(self).expect("an experiment always serialises")
     }
 
     /// Every check that needs no data file: keys that apply to the kinds, ranges, and the
@@ -765,6 +770,30 @@ impl Experiment {
             [("input", self.input.as_ref(), net.inputs()), ("target", Some(&self.target), net.outputs().len())]
         {
             self.check_signal(file, key, signal, want)?;
+        }
+        self.check_stored_size(file)
+    }
+
+    /// Checkpoints store the configuration in their header, which safetensors readers cap
+    /// at [`MAX_STORED_CONFIG`] bytes with the rest of the header: a file whose
+    /// configuration does not fit is refused here, before a run starts.
+    fn check_stored_size(&self, file: &str) -> Result<()> {
+        // As the header holds it: a JSON string, quotes and backslashes escaped.
+        let stored = serde_json::to_string(&self.to_json()).expect("a string serialises").len();
+        if stored > MAX_STORED_CONFIG {
+            let edges = match &self.network.edges {
+                Some(e) if !e.is_empty() => format!(" ({} explicit edges)", e.len()),
+                _ => String::new(),
+            };
+            return Err(config_err(
+                file,
+                "(file)",
+                format!(
+                    "the configuration takes {stored} bytes as a checkpoint stores it{edges}, {} description; \
+                     a checkpoint's header holds at most {MAX_STORED_CONFIG}",
+                    if self.description.len() > 1 << 20 { "with a long" } else { "including the" }
+                ),
+            ));
         }
         Ok(())
     }
@@ -1223,6 +1252,19 @@ mod tests {
             assert!(msg.contains(&format!("`{key}`")) && msg.contains(value), "{key}: {msg}");
             assert!(msg.starts_with("test.toml"), "{msg}");
         }
+    }
+
+    #[test]
+    fn a_configuration_too_large_for_a_checkpoint_header_is_refused() {
+        // Backslashes take 1 byte in a TOML literal string, 4 once stored: 30 MB is 120 MB.
+        let long = |len: usize| {
+            FIG.replace("name = \"t\"", &format!("name = \"t\"\ndescription = '''{}'''", "\\".repeat(len)))
+        };
+        let msg = parse(&long(30_000_000)).unwrap_err().to_string();
+        assert!(msg.contains("`(file)`") && msg.contains("with a long description"), "{msg}");
+        assert!(msg.contains(&format!("at most {MAX_STORED_CONFIG}")), "{msg}");
+        // A long one that fits is stored whole.
+        assert_eq!(parse(&long(1_000_000)).unwrap().description.len(), 1_000_000);
     }
 
     #[test]

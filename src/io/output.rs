@@ -110,13 +110,18 @@ pub struct ReplicaSummary {
     pub replica: usize,
     /// Its parameters `q, r, r_w, theta` (and `c` when global).
     pub params: serde_json::Value,
-    /// Loss at the last recorded step.
+    /// Loss at the last recorded step (`null`, read back as NaN, when not finite: a
+    /// replica that diverged).
+    #[serde(deserialize_with = "nan_if_null")]
     pub final_loss: f64,
-    /// Mean loss over the recorded steps.
+    /// Mean loss over the recorded steps (`null` as above).
+    #[serde(deserialize_with = "nan_if_null")]
     pub mean_loss: f64,
-    /// Scaled Lagrangian at the last recorded step.
+    /// Scaled Lagrangian at the last recorded step (`null` as above).
+    #[serde(deserialize_with = "nan_if_null")]
     pub final_lagrangian: f64,
-    /// Scaled Hamiltonian at the last recorded step.
+    /// Scaled Hamiltonian at the last recorded step (`null` as above).
+    #[serde(deserialize_with = "nan_if_null")]
     pub final_hamiltonian: f64,
     /// Tracking tasks: mean squared error over the second half of the recorded steps
     /// divided by the target's variance there, per output; `null` for an output whose
@@ -124,6 +129,35 @@ pub struct ReplicaSummary {
     pub nmse: Option<Vec<Option<f64>>>,
     /// Classification tasks: prequential accuracy per pass.
     pub accuracy: Option<Vec<PassSummary>>,
+    /// Where the replica diverged, when it did; its trace holds NaN from that step on and
+    /// the losses above are then `null`.
+    #[serde(default)]
+    pub diverged: Option<Diverged>,
+}
+
+/// A number that JSON wrote as `null` (serde_json writes NaN and infinities so) as NaN.
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+/// A replica that diverged during a run: the other replicas went on, and it was frozen at
+/// its last finite checkpoint. Also stored, as a JSON list, in the checkpoint's `diverged`
+/// metadata entry, so that `resume` keeps it frozen.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Diverged {
+    /// Replica index.
+    pub replica: usize,
+    /// The first step at which one of its values was not finite.
+    pub step: u64,
+    /// Which value: `x`, `p`, `a` (a pre-activation: a weight or the sum), a recorded `loss`,
+    /// `lagrangian` or `hamiltonian`, or `w` or `pw` at the end of a stretch of steps.
+    pub quantity: String,
+    /// `NaN`, `inf` or `-inf`.
+    pub value: String,
+    /// The step of the state that the checkpoints hold for it: its last checkpoint before
+    /// it diverged.
+    pub state_step: u64,
 }
 
 /// Accuracy over one pass of a data set.

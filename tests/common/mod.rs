@@ -1,6 +1,40 @@
-//! Networks shared by the integration tests.
+//! Networks and parameters shared by the integration tests.
 
-use localprop::NetworkSpec;
+#![allow(dead_code, reason = "each test crate uses some of these")]
+
+use localprop::{Engine, Network, NetworkSpec, Params, Policy, Speed, Streams, signal::Sinusoid};
+
+/// The paper's 5-neuron tracking net.
+pub fn paper_net() -> Network {
+    NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1).build().unwrap()
+}
+
+/// Parameters of the paper's net under the true Hamilton equations, which blow up in a few
+/// hundred steps with a strong learning signal (`q = 1000`) and stay finite for about a
+/// thousand with none (`q = 0`) (theory, section 6: forward integration of `hamilton` is
+/// unstable).
+pub fn hamilton_params(q: f32) -> Params {
+    Params {
+        c: Speed::Global(50.0),
+        tau: 0.01,
+        q,
+        r: 0.1,
+        r_w: 1.0,
+        theta: 0.0,
+        policy: Policy::Hamilton,
+        ..Params::default()
+    }
+}
+
+/// One replica of the paper's net per `q`, under [`hamilton_params`], on the CPU.
+pub fn hamilton_engine(qs: &[f32]) -> Engine {
+    Engine::with_replicas(paper_net(), qs.iter().map(|&q| hamilton_params(q)).collect()).unwrap()
+}
+
+/// The paper's target, `sin(2 pi t / 10)`, for each replica.
+pub fn tracking_streams(replicas: usize) -> Vec<Streams> {
+    (0..replicas).map(|_| Streams::new(Sinusoid::new(1.0, 0.1))).collect()
+}
 
 /// A sparse block whose every third row is wide (fan-in 200, `sparse_wide_step` on the GPU)
 /// and the others narrow (fan-in 5): 2 inputs, a bias, 200 neurons.
