@@ -108,7 +108,7 @@ pub struct Shape {
     pub outputs: u64,
     /// External inputs and bias per replica.
     pub d: u64,
-    /// Recorded steps held in memory (the trace).
+    /// Recorded steps held in memory (the trace is streamed to disk: a block's rows, or two).
     pub records: u64,
     /// Steps per block.
     pub block_steps: u64,
@@ -117,7 +117,8 @@ pub struct Shape {
 impl Needs {
     /// The estimate for `s`: the network (initial weights, and index arrays where sparse),
     /// the replicas' `w`, `pw` and per-neuron vectors (one copy on the host; a GPU run holds
-    /// another on the device), the trace held in memory, and two blocks of streams.
+    /// another on the device), the copies a checkpoint is made from (the state, its
+    /// tensors, the file's bytes), the trace rows held in memory, and two blocks of streams.
     pub fn of(s: Shape) -> Needs {
         let m = |a: u64, b: u64| a.saturating_mul(b);
         let per_edge_net = if s.dense { 4 } else { 4 + 16 };
@@ -127,7 +128,8 @@ impl Needs {
                 ("network", m(s.edges, per_edge_net)),
                 ("w and pw of every replica", m(s.replicas, m(s.edges, 8))),
                 ("neuron states of every replica", m(s.replicas, m(s.n, 48))),
-                ("trace held in memory", m(s.records, trace_row)),
+                ("checkpoint copies of the state", m(3, m(s.replicas, m(s.edges, 8).saturating_add(m(s.n, 8))))),
+                ("trace rows held in memory", m(s.records, trace_row)),
                 ("stream blocks", m(2, m(s.block_steps + 1, m(s.replicas, m(4, s.d + 2 * s.outputs))))),
             ],
         }

@@ -11,10 +11,11 @@ use crate::engine::{Backend, Divergence, Engine, Flow, OnDivergence};
 use crate::error::{Error, Result};
 use crate::io::checkpoint::{self, Checkpoint};
 use crate::io::config::{Experiment, Interval, MaskConfig, PreparedData, SignalConfig, rekey};
-use crate::io::output::{Diverged, PassSummary, ReplicaSummary, Summary, mean, trace_csv, write_atomic};
+use crate::io::output::{Diverged, PassSummary, ReplicaSummary, Summary, TraceFile, write_atomic};
 use crate::io::plot::{self, Heatmap, LinePlot, Series};
 use crate::network::Network;
 use crate::params::{Params, Speed, decimal};
+use crate::signal::Order;
 use crate::state::State;
 use crate::state::Trace;
 
@@ -198,7 +199,10 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let bar = progress_bar(steps, opts.quiet);
     let start = Instant::now();
     let first_step = engine.step();
-    let mut trace = Trace::new(params.len(), net.outputs().len());
+    // The trace goes to disk block by block; the scores and the plots' rows are taken as it goes.
+    let mut trace =
+        TraceFile::create(&opts.out.join(TRACE_FILE), params.len(), net.outputs().len(), exp.mask.is_some())?;
+    let mut scores = Scores::new(&exp, data.as_ref(), params.len(), net.outputs().len(), first_step, steps);
     let (mut done, mut saved_at, mut interrupted) = (0u64, Instant::now(), false);
     let stop = || opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));
     let mut all_diverged = engine.diverged().iter().all(Option::is_some);
@@ -211,7 +215,8 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         }
         .min(steps - done);
         let ran = engine.run_blocks(segment, &mut streams, |d, part| {
-            trace.extend_from(part);
+            trace.append(part)?;
+            scores.add(part);
             bar.set_position(done + d);
             Ok(if stop() { Flow::Stop } else { Flow::Continue })
         })?;
@@ -240,11 +245,12 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     if !all_diverged {
         save(&mut engine, &frozen)?;
     }
-    write_atomic(&opts.out.join(TRACE_FILE), trace_csv(&trace, exp.mask.is_some()).as_bytes())?;
+    let plot_rows = trace.thinned().clone();
+    trace.finish()?;
 
     let mut replicas = Vec::new();
     for (r, p) in params.iter().enumerate() {
-        let mut summary = score_replica(&exp, &trace, r, p, data.as_ref(), first_step);
+        let mut summary = scores.summary(r, p);
         summary.diverged = frozen.get(r).map(|f| f.diverged.clone());
         replicas.push(summary);
     }
@@ -252,10 +258,10 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let mut outcomes: Vec<(&str, Outcomes)> = Vec::new();
     let mut baseline = None;
     if let Some(pd) = data.as_ref().filter(|_| matches!(exp.target, SignalConfig::Data)) {
-        let scored = scored_samples(&exp, pd.dataset.rows() as u64, first_step, steps);
-        outcomes.push(("local propagation", local_outcomes(&trace, 0, pd, &scored, first_step)));
+        outcomes.push(("local propagation", std::mem::take(&mut scores.outcomes)));
         // The baseline has no checkpoint: it runs with fresh runs only, never on a resumed tail.
         if let Some(b) = exp.baseline.as_ref().filter(|_| first_step == 0) {
+            let scored = scored_samples(&exp, pd.dataset.rows() as u64, first_step, steps);
             let opt = SgdMomentum { lr: b.lr, momentum: b.momentum };
             let (passes, per_sample) = run_baseline(&net, &params[0], pd, opt, &scored)?;
             baseline = Some(passes);
@@ -264,7 +270,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     }
 
     let mut files = vec![TRACE_FILE.to_string(), SUMMARY_FILE.to_string(), CHECKPOINT_FILE.to_string()];
-    files.extend(write_plots(&exp, &trace, &replicas, &outcomes, &opts.out)?);
+    files.extend(write_plots(&exp, &plot_rows, &replicas, &outcomes, &opts.out)?);
     let adapter = engine.backend_description().strip_prefix("gpu: ").map(str::to_string);
     let summary = Summary {
         name: exp.name.clone(),
@@ -531,110 +537,193 @@ fn predict_offset(exp: &Experiment) -> u64 {
     }
 }
 
-fn score_replica(
-    exp: &Experiment,
-    trace: &Trace,
-    r: usize,
-    p: &Params,
-    data: Option<&PreparedData>,
-    first_step: u64,
-) -> ReplicaSummary {
-    let rows = trace.rows();
-    let loss: Vec<f32> = (0..rows).map(|row| trace.loss[row * trace.replicas + r]).collect();
-    let last = rows.saturating_sub(1) * trace.replicas + r;
-    let mut params =
-        serde_json::json!({ "q": decimal(p.q), "r": decimal(p.r), "r_w": decimal(p.r_w), "theta": decimal(p.theta) });
-    if let Speed::Global(c) = p.c {
-        params["c"] = decimal(c).into();
-    }
-    let classification = matches!(exp.target, SignalConfig::Data);
-    let nmse = (!classification && rows >= 2)
-        .then(|| (0..trace.n_out).map(|o| Some(trace.nmse(r, o, rows / 2)).filter(|v| v.is_finite())).collect());
-    let accuracy = match (classification, data) {
-        (true, Some(pd)) => {
-            let scored = scored_samples(exp, pd.dataset.rows() as u64, first_step, trace_steps(trace, first_step));
-            Some(per_pass(local_outcomes(trace, r, pd, &scored, first_step)))
+/// Each replica's results, accumulated from the trace's blocks as they come (memory flat in
+/// the run's length, but for one outcome per scored data sample of replica 0, for the
+/// accuracy plot): the last recorded values, the mean loss, the NMSE over the second half
+/// of the rows the run was to record, the prequential accuracy per pass.
+struct Scores {
+    /// Rows from which the NMSE is taken: half the rows the run was to record.
+    half: usize,
+    /// Whether there is an NMSE (tracking runs of at least 2 planned rows).
+    nmse: bool,
+    rows: usize,
+    replicas: Vec<Score>,
+    /// Classification runs: the samples to score, the next one, their labels.
+    samples: Option<(std::iter::Peekable<Samples>, Vec<usize>)>,
+    /// Replica 0's outcomes, for the accuracy plot.
+    outcomes: Outcomes,
+}
+
+#[derive(Clone, Default)]
+struct Score {
+    last: [f32; 3],
+    loss_sum: f64,
+    /// Per output: the target's count, mean and sum of squared deviations (Welford), and
+    /// the sum of squared errors.
+    moments: Vec<[f64; 4]>,
+    passes: Vec<PassSummary>,
+}
+
+impl Scores {
+    fn new(
+        exp: &Experiment,
+        data: Option<&PreparedData>,
+        replicas: usize,
+        n_out: usize,
+        first_step: u64,
+        steps: u64,
+    ) -> Self {
+        // Recorded steps in first_step..first_step + steps: the multiples of `every`.
+        let every = exp.run.record_every;
+        let planned = (first_step.saturating_add(steps)).div_ceil(every) - first_step.div_ceil(every);
+        let classification = matches!(exp.target, SignalConfig::Data);
+        let samples = data.filter(|_| classification).map(|pd| {
+            let labels = pd.dataset.labels.clone();
+            (Samples::new(exp, pd.dataset.rows() as u64, first_step).peekable(), labels)
+        });
+        Scores {
+            half: (planned / 2) as usize,
+            nmse: !classification && planned >= 2,
+            rows: 0,
+            replicas: vec![Score { last: [f32::NAN; 3], moments: vec![[0.0; 4]; n_out], ..Score::default() }; replicas],
+            samples,
+            outcomes: Vec::new(),
         }
-        _ => None,
-    };
-    ReplicaSummary {
-        replica: r,
-        params,
-        final_loss: loss.last().copied().unwrap_or(f32::NAN) as f64,
-        mean_loss: mean(loss.iter().copied()),
-        final_lagrangian: trace.lagrangian.get(last).copied().unwrap_or(f32::NAN) as f64,
-        final_hamiltonian: trace.hamiltonian.get(last).copied().unwrap_or(f32::NAN) as f64,
-        nmse,
-        accuracy,
-        diverged: None,
+    }
+
+    fn add(&mut self, part: &Trace) {
+        let (reps, no) = (part.replicas, part.n_out);
+        for k in 0..part.rows() {
+            for (r, sc) in self.replicas.iter_mut().enumerate() {
+                let at = k * reps + r;
+                sc.last = [part.loss[at], part.lagrangian[at], part.hamiltonian[at]];
+                sc.loss_sum += part.loss[at] as f64;
+                if self.nmse && self.rows >= self.half {
+                    for (o, m) in sc.moments.iter_mut().enumerate() {
+                        let (x, z) = (part.outputs[at * no + o] as f64, part.targets[at * no + o] as f64);
+                        m[0] += 1.0;
+                        let d = z - m[1];
+                        m[1] += d / m[0];
+                        m[2] += d * (z - m[1]);
+                        m[3] += (x - z) * (x - z);
+                    }
+                }
+            }
+            if let Some((samples, labels)) = &mut self.samples {
+                let step = part.step[k];
+                // Samples whose step was not recorded are not scored.
+                while samples.next_if(|s| s.2 < step).is_some() {}
+                if let Some((pass, row, _)) = samples.next_if(|s| s.2 == step) {
+                    for (r, sc) in self.replicas.iter_mut().enumerate() {
+                        let outs = &part.outputs[(k * reps + r) * no..][..no];
+                        // A diverged replica's NaN outputs predict nothing.
+                        let ok = outs.iter().all(|v| v.is_finite()) && argmax(outs) == labels[row];
+                        add_outcome(&mut sc.passes, pass, ok);
+                        if r == 0 {
+                            self.outcomes.push((pass, ok));
+                        }
+                    }
+                }
+            }
+            self.rows += 1;
+        }
+    }
+
+    fn summary(&self, r: usize, p: &Params) -> ReplicaSummary {
+        let sc = &self.replicas[r];
+        let mut params = serde_json::json!({ "q": decimal(p.q), "r": decimal(p.r), "r_w": decimal(p.r_w), "theta": decimal(p.theta) });
+        if let Speed::Global(c) = p.c {
+            params["c"] = decimal(c).into();
+        }
+        // mse / var over the rows taken; undefined (`None`) for a constant target, or none taken.
+        let nmse = self.nmse.then(|| sc.moments.iter().map(|m| Some(m[3] / m[2]).filter(|v| v.is_finite())).collect());
+        ReplicaSummary {
+            replica: r,
+            params,
+            final_loss: sc.last[0] as f64,
+            mean_loss: if self.rows == 0 { f64::NAN } else { sc.loss_sum / self.rows as f64 },
+            final_lagrangian: sc.last[1] as f64,
+            final_hamiltonian: sc.last[2] as f64,
+            nmse,
+            accuracy: self.samples.as_ref().map(|_| sc.passes.clone()),
+            diverged: None,
+        }
     }
 }
 
 /// Per-sample prequential outcomes in stream order: `(pass, predicted right)`.
 type Outcomes = Vec<(u64, bool)>;
 
-/// The data samples a run scores, in stream order: those whose prediction step lies in the
-/// run, as `(pass, row, prediction step)`. The local rule and the baseline score the same list.
-fn scored_samples(exp: &Experiment, rows: u64, first_step: u64, steps: u64) -> Vec<(u64, usize, u64)> {
-    let hold = exp.data.as_ref().map_or(1, |d| d.hold);
-    let offset = predict_offset(exp);
-    let mut out = Vec::new();
-    let mut order: Option<(u64, Vec<usize>)> = None;
-    let mut sample = first_step / hold;
-    loop {
-        let step = sample * hold + offset;
-        if step >= first_step + steps {
-            break;
+/// The data samples a run scores, in stream order, as `(pass, row, prediction step)`: the
+/// sample held at each step `sample x hold`, predicted at `offset` steps into its hold
+/// ([`predict_offset`]), from the first whose prediction step is at or after `first_step`.
+/// The local rule and the baseline score the same samples.
+struct Samples {
+    rows: u64,
+    hold: u64,
+    offset: u64,
+    sample: u64,
+    first_step: u64,
+    order: Order,
+    pass: Option<(u64, Vec<usize>)>,
+}
+
+impl Samples {
+    fn new(exp: &Experiment, rows: u64, first_step: u64) -> Self {
+        let hold = exp.data.as_ref().map_or(1, |d| d.hold);
+        Samples {
+            rows,
+            hold,
+            offset: predict_offset(exp),
+            sample: first_step / hold,
+            first_step,
+            order: exp.order(),
+            pass: None,
         }
-        if step >= first_step {
-            let (pass, pos) = (sample / rows, (sample % rows) as usize);
-            if order.as_ref().is_none_or(|(p, _)| *p != pass) {
-                order = Some((pass, pass_order(rows as usize, exp.order(), pass)));
-            }
-            out.push((pass, order.as_ref().map_or(pos, |(_, o)| o[pos]), step));
-        }
-        sample += 1;
     }
-    out
+}
+
+impl Iterator for Samples {
+    type Item = (u64, usize, u64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let (sample, step) = (self.sample, self.sample.checked_mul(self.hold)?.checked_add(self.offset)?);
+            self.sample += 1;
+            if step < self.first_step {
+                continue;
+            }
+            let (pass, pos) = (sample / self.rows, (sample % self.rows) as usize);
+            if self.pass.as_ref().is_none_or(|(p, _)| *p != pass) {
+                self.pass = Some((pass, pass_order(self.rows as usize, self.order, pass)));
+            }
+            return Some((pass, self.pass.as_ref().map_or(pos, |(_, o)| o[pos]), step));
+        }
+    }
+}
+
+/// The samples scored in `steps` steps from `first_step` (for the baseline).
+fn scored_samples(exp: &Experiment, rows: u64, first_step: u64, steps: u64) -> Vec<(u64, usize, u64)> {
+    Samples::new(exp, rows, first_step).take_while(|s| s.2 < first_step + steps).collect()
+}
+
+/// Adds one outcome to the accuracy per pass.
+fn add_outcome(list: &mut Vec<PassSummary>, pass: u64, ok: bool) {
+    if list.last().is_none_or(|p| p.pass as u64 != pass) {
+        list.push(PassSummary { pass: pass as usize, samples: 0, accuracy: 0.0 });
+    }
+    let p = list.last_mut().expect("just pushed");
+    p.accuracy = (p.accuracy * p.samples as f64 + f64::from(u8::from(ok))) / (p.samples + 1) as f64;
+    p.samples += 1;
 }
 
 /// Accuracy per pass from per-sample outcomes `(pass, correct)`.
 fn per_pass(outcomes: impl IntoIterator<Item = (u64, bool)>) -> Vec<PassSummary> {
-    let mut list: Vec<PassSummary> = Vec::new();
+    let mut list = Vec::new();
     for (pass, ok) in outcomes {
-        if list.last().is_none_or(|p| p.pass as u64 != pass) {
-            list.push(PassSummary { pass: pass as usize, samples: 0, accuracy: 0.0 });
-        }
-        let p = list.last_mut().expect("just pushed");
-        p.accuracy = (p.accuracy * p.samples as f64 + f64::from(u8::from(ok))) / (p.samples + 1) as f64;
-        p.samples += 1;
+        add_outcome(&mut list, pass, ok);
     }
     list
-}
-
-/// Prequential outcomes of replica `r`: each scored sample predicted (argmax of the outputs)
-/// at its prediction step.
-fn local_outcomes(
-    trace: &Trace,
-    r: usize,
-    pd: &PreparedData,
-    scored: &[(u64, usize, u64)],
-    first_step: u64,
-) -> Vec<(u64, bool)> {
-    scored
-        .iter()
-        .map(|&(pass, row, step)| {
-            let tr = (step - first_step) as usize;
-            let outs = &trace.outputs[(tr * trace.replicas + r) * trace.n_out..][..trace.n_out];
-            // A diverged replica's NaN outputs predict nothing.
-            (pass, outs.iter().all(|v| v.is_finite()) && argmax(outs) == pd.dataset.labels[row])
-        })
-        .collect()
-}
-
-/// Steps a trace of a data run covers (data runs record every step).
-fn trace_steps(trace: &Trace, first_step: u64) -> u64 {
-    trace.step.last().map_or(0, |&s| s + 1 - first_step)
 }
 
 fn argmax(v: &[f32]) -> usize {

@@ -622,12 +622,12 @@ fn a_run_that_cannot_fit_is_refused_quickly_with_what_needs_how_much() {
         "{e}"
     );
     assert!(t.elapsed().as_secs_f64() < 5.0, "refused before anything is built");
-    // The trace a long run holds counts too; a small budget refuses even Fig. 1, a fair one
-    // runs it.
+    // The trace rows a run holds count too (two blocks' worth: the rest is streamed to
+    // disk); a small budget refuses even Fig. 1, a fair one runs it.
     let out = dir.join("run");
-    let small = localprop(&["run", fig1, "--max-memory", "100K", "--quiet", "--out", out.to_str().unwrap()]);
+    let small = localprop(&["run", fig1, "--max-memory", "10K", "--quiet", "--out", out.to_str().unwrap()]);
     let e = String::from_utf8_lossy(&small.stderr);
-    assert!(!small.status.success() && e.contains("trace held in memory"), "{e}");
+    assert!(!small.status.success() && e.contains("trace rows held in memory"), "{e}");
     assert!(!out.exists());
     ok(&localprop(&[
         "run",

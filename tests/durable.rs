@@ -129,6 +129,20 @@ fn sigkill_at_any_moment_leaves_a_complete_run_or_a_checkpoint_that_resumes_to_i
                     "kill {k}: step {}",
                     last.state.step
                 );
+                // The trace was streamed: its rows up to the checkpoint (at least) are on
+                // disk, the uninterrupted run's rows.
+                let partial = std::fs::read_to_string(out.join("trace.csv.tmp")).unwrap_or_default();
+                let rows: Vec<&str> =
+                    partial.lines().skip(1).filter(|l| l.ends_with(|c: char| c.is_ascii_digit())).collect();
+                assert!(rows.len() as u64 >= last.state.step / 100, "kill {k}: {} rows on disk", rows.len());
+                let whole_rows: Vec<String> = std::fs::read_to_string(dir.join("whole").join("trace.csv"))
+                    .unwrap()
+                    .lines()
+                    .skip(1)
+                    .take(rows.len().saturating_sub(1))
+                    .map(str::to_string)
+                    .collect();
+                assert_eq!(rows[..whole_rows.len()], whole_rows[..], "kill {k}: the streamed rows");
                 let again = dir.join(format!("resumed-{k}"));
                 resume(&ck, &again, STEPS - last.state.step);
                 let end = checkpoint::load(&again.join("checkpoint.safetensors")).unwrap();
@@ -178,4 +192,46 @@ fn sigint_and_sigterm_write_an_interrupted_run_that_resumes() {
         resume(&out.join("checkpoint.safetensors"), &again, STEPS - s.steps);
         assert_eq!(checkpoint::load(&again.join("checkpoint.safetensors")).unwrap().state, reference.state);
     }
+}
+
+/// The peak resident memory of a `localprop run` of `steps` steps recording every step, in
+/// kB (VmHWM, read until the process exits).
+fn peak_kb(cfg: &Path, out: &Path, steps: u64) -> u64 {
+    let mut child = start(cfg, out, steps);
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = 0;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(&status)
+            && let Some(line) = text.lines().find(|l| l.starts_with("VmHWM:"))
+        {
+            peak = peak.max(line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0));
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(child.wait().unwrap().success());
+    peak
+}
+
+#[test]
+fn memory_stays_flat_in_the_length_of_the_run() {
+    if !Path::new("/proc/self/status").exists() {
+        eprintln!("SKIPPED: no /proc to read the peak memory from");
+        return;
+    }
+    let dir = scratch("flat");
+    let text = std::fs::read_to_string("examples/configs/fig1-sinusoid-q10.toml").unwrap();
+    let cfg = dir.join("every-step.toml");
+    std::fs::write(&cfg, text).unwrap();
+    // 1,500,000 recorded rows held in memory would take over 50 MB (and their CSV text as
+    // much again); streamed, the long run's peak is the short run's.
+    let short = peak_kb(&cfg, &dir.join("short"), 100_000);
+    let long = peak_kb(&cfg, &dir.join("long"), 1_500_000);
+    eprintln!("peak resident memory: {short} kB for 100,000 steps, {long} kB for 1,500,000");
+    assert!(long < short + 16_000, "peak {long} kB for 1.5 M steps against {short} kB for 100,000");
+    let rows = std::fs::read_to_string(dir.join("long").join("trace.csv")).unwrap().lines().count();
+    assert_eq!(rows, 1_500_001, "every step's row and the header");
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -684,8 +684,12 @@ impl Experiment {
         if let Err(message) = run.checkpoint_every.interval() {
             return Err(config_err(file, "run.checkpoint_every", message));
         }
-        if run.block_steps == 0 {
-            return Err(config_err(file, "run.block_steps", "0: must be an integer >= 1"));
+        if run.block_steps == 0 || run.block_steps > crate::layout::MAX_BLOCK_STEPS {
+            return Err(config_err(
+                file,
+                "run.block_steps",
+                format!("{}: must be an integer from 1 to {}", run.block_steps, crate::layout::MAX_BLOCK_STEPS),
+            ));
         }
         let uses_data = matches!(self.target, SignalConfig::Data) || matches!(self.input, Some(SignalConfig::Data));
         match (&self.data, uses_data) {
@@ -874,7 +878,8 @@ impl Experiment {
             replicas,
             outputs,
             d: inputs + spec.bias as u64,
-            records: steps.map_or(0, |s| s.div_ceil(self.run.record_every.max(1))),
+            // The trace is streamed to disk: the rows of the two blocks in flight are held.
+            records: steps.map_or(0, |s| s.div_ceil(self.run.record_every.max(1))).min(2 * self.run.block_steps as u64),
             block_steps: self.run.block_steps as u64,
         };
         crate::budget::Needs::of(shape).check().map_err(|m| config_err(file, "(memory)", m))

@@ -50,23 +50,158 @@ pub fn trace_header(trace: &Trace, masks: bool) -> Vec<String> {
 pub fn trace_csv(trace: &Trace, masks: bool) -> String {
     let mut s = trace_header(trace, masks).join(",");
     s.push('\n');
+    trace_rows(trace, masks, &mut s);
+    s
+}
+
+/// Appends the rows of `trace` to `s` as [`trace_csv`] writes them.
+pub fn trace_rows(trace: &Trace, masks: bool, s: &mut String) {
+    use std::fmt::Write as _;
     let (rr, no) = (trace.replicas, trace.n_out);
     for row in 0..trace.rows() {
-        s.push_str(&format!("{},{:?},{}", trace.step[row], trace.t[row], trace.sign[row]));
+        let _ = write!(s, "{},{:?},{}", trace.step[row], trace.t[row], trace.sign[row]);
         for r in 0..rr {
             let k = row * rr + r;
-            s.push_str(&format!(",{},{},{}", trace.loss[k], trace.lagrangian[k], trace.hamiltonian[k]));
+            let _ = write!(s, ",{},{},{}", trace.loss[k], trace.lagrangian[k], trace.hamiltonian[k]);
             for o in 0..no {
                 let i = k * no + o;
-                s.push_str(&format!(",{},{}", trace.outputs[i], trace.targets[i]));
+                let _ = write!(s, ",{},{}", trace.outputs[i], trace.targets[i]);
                 if masks {
-                    s.push_str(&format!(",{}", trace.masks[i]));
+                    let _ = write!(s, ",{}", trace.masks[i]);
                 }
             }
         }
         s.push('\n');
     }
-    s
+}
+
+/// `trace.csv` written as a run goes: the header, then each block's rows appended to
+/// `trace.csv.tmp` and flushed, so that a run killed midway leaves the rows up to its last
+/// block there; [`TraceFile::finish`] syncs it and renames it to `trace.csv`. Memory stays
+/// flat however long the run: besides the rows of one block, it keeps replica 0's rows
+/// thinned to at most [`PLOT_ROWS`] (every row until then, then every 2nd, 4th, ...) for the
+/// plots.
+pub struct TraceFile {
+    path: std::path::PathBuf,
+    tmp: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+    masks: bool,
+    text: String,
+    rows: usize,
+    stride: usize,
+    thinned: Trace,
+}
+
+/// The most rows of replica 0 a [`TraceFile`] keeps for the plots (between this and twice
+/// this).
+pub const PLOT_ROWS: usize = 1 << 15;
+
+impl TraceFile {
+    /// Creates `path`'s temporary and writes the header for `replicas` and `n_out` outputs.
+    pub fn create(path: &Path, replicas: usize, n_out: usize, masks: bool) -> Result<Self> {
+        let tmp = path.with_extension("csv.tmp");
+        let io = |source| Error::Io { path: tmp.display().to_string(), source };
+        let file = std::fs::File::create(&tmp).map_err(io)?;
+        let mut out = TraceFile {
+            path: path.to_path_buf(),
+            tmp: tmp.clone(),
+            file: std::io::BufWriter::with_capacity(1 << 20, file),
+            masks,
+            text: String::new(),
+            rows: 0,
+            stride: 1,
+            thinned: Trace::new(1, n_out),
+        };
+        let header = trace_header(&Trace::new(replicas, n_out), masks).join(",");
+        out.write(format!("{header}\n").as_bytes())?;
+        Ok(out)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.file.write_all(bytes).map_err(|source| Error::Io { path: self.tmp.display().to_string(), source })
+    }
+
+    /// Appends a block's rows and flushes them to the file.
+    pub fn append(&mut self, part: &Trace) -> Result<()> {
+        let mut text = std::mem::take(&mut self.text);
+        text.clear();
+        trace_rows(part, self.masks, &mut text);
+        let written = self.write(text.as_bytes()).and_then(|()| {
+            self.file.flush().map_err(|source| Error::Io { path: self.tmp.display().to_string(), source })
+        });
+        self.text = text;
+        written?;
+        let no = part.n_out;
+        for k in 0..part.rows() {
+            if self.rows.is_multiple_of(self.stride) {
+                let t = &mut self.thinned;
+                let at = k * part.replicas;
+                t.step.push(part.step[k]);
+                t.t.push(part.t[k]);
+                t.sign.push(part.sign[k]);
+                t.loss.push(part.loss[at]);
+                t.lagrangian.push(part.lagrangian[at]);
+                t.hamiltonian.push(part.hamiltonian[at]);
+                t.outputs.extend_from_slice(&part.outputs[at * no..(at + 1) * no]);
+                t.targets.extend_from_slice(&part.targets[at * no..(at + 1) * no]);
+                if !part.masks.is_empty() {
+                    t.masks.extend_from_slice(&part.masks[at * no..(at + 1) * no]);
+                }
+                if t.rows() >= 2 * PLOT_ROWS {
+                    self.halve();
+                }
+            }
+            self.rows += 1;
+        }
+        Ok(())
+    }
+
+    /// Keeps every other thinned row (those at multiples of twice the stride).
+    fn halve(&mut self) {
+        let t = &mut self.thinned;
+        let no = t.n_out;
+        let keep = |v: &mut Vec<f32>, width: usize| {
+            let rows = v.len() / width.max(1);
+            for (to, from) in (0..rows).step_by(2).enumerate() {
+                v.copy_within(from * width..(from + 1) * width, to * width);
+            }
+            v.truncate(rows.div_ceil(2) * width);
+        };
+        let rows = t.step.len();
+        for (to, from) in (0..rows).step_by(2).enumerate() {
+            t.step[to] = t.step[from];
+            t.t[to] = t.t[from];
+            t.sign[to] = t.sign[from];
+        }
+        t.step.truncate(rows.div_ceil(2));
+        t.t.truncate(rows.div_ceil(2));
+        t.sign.truncate(rows.div_ceil(2));
+        for v in [&mut t.loss, &mut t.lagrangian, &mut t.hamiltonian] {
+            keep(v, 1);
+        }
+        for v in [&mut t.outputs, &mut t.targets, &mut t.masks] {
+            keep(v, no);
+        }
+        self.stride *= 2;
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Replica 0's rows, thinned (see [`TraceFile`]).
+    pub fn thinned(&self) -> &Trace {
+        &self.thinned
+    }
+
+    /// Syncs the file and renames it into place.
+    pub fn finish(mut self) -> Result<()> {
+        let io = |path: &Path, source| Error::Io { path: path.display().to_string(), source };
+        self.file.flush().map_err(|e| io(&self.tmp, e))?;
+        self.file.get_ref().sync_all().map_err(|e| io(&self.tmp, e))?;
+        std::fs::rename(&self.tmp, &self.path).map_err(|e| io(&self.path, e))
+    }
 }
 
 /// What `summary.json` holds.
@@ -123,9 +258,10 @@ pub struct ReplicaSummary {
     /// Scaled Hamiltonian at the last recorded step (`null` as above).
     #[serde(deserialize_with = "nan_if_null")]
     pub final_hamiltonian: f64,
-    /// Tracking tasks: mean squared error over the second half of the recorded steps
-    /// divided by the target's variance there, per output; `null` for an output whose
-    /// target is constant there (the ratio is undefined).
+    /// Tracking tasks: mean squared error over the second half of the rows the run was to
+    /// record (of a run stopped early, the part of it reached) divided by the target's
+    /// variance there, per output; `null` for an output whose target is constant there
+    /// (the ratio is undefined), or when no row of that half was reached.
     pub nmse: Option<Vec<Option<f64>>>,
     /// Classification tasks: prequential accuracy per pass.
     pub accuracy: Option<Vec<PassSummary>>,
