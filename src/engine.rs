@@ -18,6 +18,16 @@ use crate::state::{State, Trace};
 /// Steps per block unless [`Engine::set_block_steps`] says otherwise.
 pub const DEFAULT_BLOCK_STEPS: usize = 256;
 
+/// Replicas of a `population`-sized network from which [`Backend::Auto`] takes a real GPU:
+/// below, the CPU path runs them faster (estimated from the CPU figures of BENCHMARKS.md and
+/// a GPU's dispatch latency; not yet measured on a GPU).
+pub const AUTO_GPU_REPLICAS: usize = 1024;
+
+/// Synapse updates per step (replicas x synapses) from which [`Backend::Auto`] takes a real
+/// GPU for other networks: a step of 2^18 updates takes the CPU path about 100 us here,
+/// several GPU dispatch latencies (an estimate; not yet measured on a GPU).
+pub const AUTO_GPU_SYNAPSES: usize = 1 << 18;
+
 /// Where the steps run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Backend {
@@ -141,6 +151,8 @@ pub struct Engine {
     spare: Spare,
     on_divergence: OnDivergence,
     diverged: Vec<Option<Divergence>>,
+    /// Why it runs where it does ([`Engine::backend_reason`]).
+    reason: String,
 }
 
 /// Buffers kept between blocks.
@@ -173,21 +185,80 @@ impl Engine {
     }
 
     /// Replicas of `net` on the chosen backend. [`Backend::Gpu`] and [`Backend::Auto`] make a
-    /// device of their own ([`GpuContext::headless`]).
+    /// device of their own ([`GpuContext::headless`]); [`Backend::Auto`] chooses as
+    /// [`Engine::auto_choice`] says ([`Engine::backend_reason`] tells why).
     pub fn with_backend(net: Network, params: Vec<Params>, backend: Backend) -> Result<Self> {
-        let engine = Self::on_cpu(net, params)?;
+        let mut engine = Self::on_cpu(net, params)?;
         match backend {
             Backend::Cpu => Ok(engine),
             Backend::Gpu => engine.into_gpu(GpuContext::headless()?),
-            Backend::Auto => match GpuContext::headless() {
-                Ok(ctx) => engine.into_gpu(ctx),
-                Err(e @ (Error::NoAdapter(_) | Error::Device(_))) => {
-                    log::warn!("{e}; running on the CPU");
-                    Ok(engine)
+            Backend::Auto => {
+                let adapter = crate::gpu::pick_adapter();
+                let named = std::env::var("WGPU_ADAPTER_NAME").is_ok_and(|v| !v.is_empty());
+                let (gpu, reason) = engine.auto_choice(adapter.as_ref().map(wgpu::Adapter::get_info).ok(), named);
+                engine.reason = format!("auto: {reason}");
+                match adapter {
+                    Ok(a) if gpu => match GpuContext::on_adapter(a) {
+                        Ok(ctx) => engine.into_gpu(ctx),
+                        Err(e @ Error::Device(_)) => {
+                            engine.reason = format!("auto: {e}; the CPU instead");
+                            Ok(engine)
+                        }
+                        Err(e) => Err(e),
+                    },
+                    Err(e) => {
+                        engine.reason = format!("auto: {e}");
+                        Ok(engine)
+                    }
+                    Ok(_) => Ok(engine),
                 }
-                Err(e) => Err(e),
-            },
+            }
         }
+    }
+
+    /// What [`Backend::Auto`] chooses, and why, given the adapter wgpu offers (`None`: none)
+    /// and whether it was asked for by name (`WGPU_ADAPTER_NAME`): `true` for the GPU.
+    ///
+    /// - Never a software adapter (wgpu's `DeviceType::Cpu`: llvmpipe, lavapipe, WARP) unless
+    ///   asked for by name: it runs the same kernels hundreds of times slower than the CPU path.
+    /// - On a real GPU, the GPU only for work that hides its per-dispatch latency: at least
+    ///   [`AUTO_GPU_REPLICAS`] replicas of a network small enough for the `population` kernel
+    ///   (one invocation per replica runs a whole block), or at least
+    ///   [`AUTO_GPU_SYNAPSES`] synapse updates per step (replicas x synapses) otherwise.
+    pub fn auto_choice(&self, adapter: Option<wgpu::AdapterInfo>, named: bool) -> (bool, String) {
+        let Some(info) = adapter else { return (false, "no GPU adapter; the CPU".into()) };
+        if info.device_type == wgpu::DeviceType::Cpu && !named {
+            return (
+                false,
+                format!(
+                    "the GPU adapter, {}, is a software one; the CPU path is faster (--backend gpu runs on it)",
+                    info.name
+                ),
+            );
+        }
+        let (replicas, synapses) = (self.replicas(), self.replicas().saturating_mul(self.net.n_edges()));
+        let population = match &self.exec {
+            Exec::Cpu(cpu, _) => cpu.buffers.plan.population,
+            Exec::Gpu(g) => g.plan().population,
+        };
+        let (gpu, why) = if population {
+            (
+                replicas >= AUTO_GPU_REPLICAS,
+                format!("{replicas} replicas of a small net (GPU from {AUTO_GPU_REPLICAS})"),
+            )
+        } else {
+            (
+                synapses >= AUTO_GPU_SYNAPSES,
+                format!("{synapses} synapse updates per step (GPU from {AUTO_GPU_SYNAPSES})"),
+            )
+        };
+        (gpu, format!("{why}: {}", if gpu { format!("the GPU, {}", info.name) } else { "the CPU".to_string() }))
+    }
+
+    /// Why the engine runs where it does: `"auto: ..."` for [`Backend::Auto`], else the
+    /// backend asked for.
+    pub fn backend_reason(&self) -> &str {
+        &self.reason
     }
 
     /// Replicas of `net` on a device the caller owns (cheap clones of its `Device` and
@@ -223,6 +294,7 @@ impl Engine {
         Ok(Engine {
             on_divergence: OnDivergence::Error,
             diverged: vec![None; replicas],
+            reason: "asked for".into(),
             net,
             params,
             kernel_params,

@@ -276,6 +276,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         name: exp.name.clone(),
         backend: engine.backend().name().to_string(),
         adapter,
+        backend_reason: engine.backend_reason().to_string(),
         first_step,
         steps,
         planned_steps,

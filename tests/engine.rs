@@ -374,3 +374,35 @@ fn run_blocks_hands_the_sink_what_run_returns_block_by_block() {
     });
     assert!(stop.unwrap_err().to_string().contains("a test stop"));
 }
+
+/// `auto` never takes a software adapter unless asked for by name, and on a real GPU takes
+/// it only for work large enough (`AUTO_GPU_REPLICAS`, `AUTO_GPU_SYNAPSES`).
+#[test]
+fn auto_takes_a_real_gpu_for_large_work_only() {
+    use localprop::engine::{AUTO_GPU_REPLICAS, AUTO_GPU_SYNAPSES};
+    let adapter = |device_type, name: &str| {
+        let mut info = localprop::wgpu::AdapterInfo::new(device_type, localprop::wgpu::Backend::Vulkan);
+        info.name = name.into();
+        Some(info)
+    };
+    let software = || adapter(localprop::wgpu::DeviceType::Cpu, "llvmpipe");
+    let real = || adapter(localprop::wgpu::DeviceType::DiscreteGpu, "NVIDIA H200");
+    let params = Params { c: Speed::Global(50.0), tau: 0.01, ..Params::default() };
+    let engine = |spec: NetworkSpec, replicas: usize| {
+        Engine::with_replicas(spec.build().unwrap(), vec![params.clone(); replicas]).unwrap()
+    };
+    let paper = || NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1);
+    let (one, many) = (engine(paper(), 1), engine(paper(), AUTO_GPU_REPLICAS));
+    let (gpu, why) = many.auto_choice(software(), false);
+    assert!(!gpu && why.contains("llvmpipe") && why.contains("software"), "{why}");
+    assert!(many.auto_choice(None, false).1.contains("no GPU adapter"));
+    assert!(many.auto_choice(software(), true).0, "a software adapter asked for by name is taken");
+    assert!(!one.auto_choice(real(), false).0);
+    let (gpu, why) = many.auto_choice(real(), false);
+    assert!(gpu && why.contains("NVIDIA H200"), "{why}");
+    // 1,024 neurons fully connected: 2^20 synapses, above the threshold; 64: 2^12, below.
+    let big = engine(NetworkSpec::fully_connected(0, 1024, true).seed(1), 1);
+    assert!(big.network().n_edges() >= AUTO_GPU_SYNAPSES && big.auto_choice(real(), false).0);
+    let small = engine(NetworkSpec::fully_connected(0, 64, true).seed(1), 1);
+    assert!(!small.auto_choice(real(), false).0);
+}

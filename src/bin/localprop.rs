@@ -204,6 +204,7 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
             let out = out.unwrap_or_else(|| PathBuf::from("out").join(name));
             let stop = stop_on_signals();
             let opts = RunOptions { backend: backend.map(Into::into), out, steps, seed, quiet, force, stop };
+            explain_mesa_runtime_dir(opts.backend.unwrap_or(exp.run.backend.backend()));
             let summary = experiment::run(&experiment, &opts)?;
             return Ok(finish(&summary, &opts.out, experiment::CHECKPOINT_FILE));
         }
@@ -216,6 +217,7 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
             });
             let stop = stop_on_signals();
             let opts = RunOptions { backend: backend.map(Into::into), out, steps, seed: None, quiet, force, stop };
+            explain_mesa_runtime_dir(opts.backend.unwrap_or(Backend::Auto));
             let summary = experiment::resume(&checkpoint, &opts)?;
             return Ok(finish(&summary, &opts.out, experiment::CHECKPOINT_FILE));
         }
@@ -251,7 +253,10 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
 }
 
 fn report(s: &localprop::io::output::Summary, out: &std::path::Path) {
-    let on = s.adapter.as_deref().map_or(s.backend.clone(), |a| format!("{} ({a})", s.backend));
+    let mut on = s.adapter.as_deref().map_or(s.backend.clone(), |a| format!("{} ({a})", s.backend));
+    if s.backend_reason.starts_with("auto") {
+        on.push_str(&format!(" [{}]", s.backend_reason));
+    }
     println!(
         "{}: {} steps from step {} on {on} in {:.2} s ({:.0} steps/s)",
         if s.name.is_empty() { "run" } else { &s.name },
@@ -364,7 +369,25 @@ fn bench(
     Ok(())
 }
 
+/// Mesa's Vulkan drivers print `error: XDG_RUNTIME_DIR is invalid or not set in the
+/// environment.` when that variable is unset, on every GPU probe, which reads like an error
+/// of ours: say once, before it, that it is harmless.
+fn explain_mesa_runtime_dir(backend: Backend) {
+    let unset = std::env::var_os("XDG_RUNTIME_DIR").is_none_or(|d| !std::path::Path::new(&d).is_dir());
+    if backend != Backend::Cpu
+        && unset
+        && cfg!(target_os = "linux")
+        && std::path::Path::new("/usr/share/vulkan/icd.d").is_dir()
+    {
+        eprintln!(
+            "note: Mesa's Vulkan drivers may print \"error: XDG_RUNTIME_DIR is invalid or not set\" below; it is \
+             harmless here (set XDG_RUNTIME_DIR to a folder of yours to silence it)"
+        );
+    }
+}
+
 fn info() {
+    explain_mesa_runtime_dir(Backend::Auto);
     let adapters = localprop::gpu::adapters();
     if adapters.is_empty() {
         println!("no GPU adapters found; `--backend auto` runs on the CPU");

@@ -213,6 +213,9 @@ pub struct Summary {
     pub backend: String,
     /// The adapter, for GPU runs.
     pub adapter: Option<String>,
+    /// Why the run took its backend: `asked for`, or `auto: ...` with `auto`'s reason.
+    #[serde(default)]
+    pub backend_reason: String,
     /// First step of this run (non-zero when resumed).
     pub first_step: u64,
     /// Steps run.
