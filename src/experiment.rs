@@ -277,6 +277,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         backend: engine.backend().name().to_string(),
         adapter,
         backend_reason: engine.backend_reason().to_string(),
+        last_recorded_step: scores.last_step,
         first_step,
         steps,
         planned_steps,
@@ -548,6 +549,7 @@ struct Scores {
     /// Whether there is an NMSE (tracking runs of at least 2 planned rows).
     nmse: bool,
     rows: usize,
+    last_step: Option<u64>,
     replicas: Vec<Score>,
     /// Classification runs: the samples to score, the next one, their labels.
     samples: Option<(std::iter::Peekable<Samples>, Vec<usize>)>,
@@ -586,6 +588,7 @@ impl Scores {
             half: (planned / 2) as usize,
             nmse: !classification && planned >= 2,
             rows: 0,
+            last_step: None,
             replicas: vec![Score { last: [f32::NAN; 3], moments: vec![[0.0; 4]; n_out], ..Score::default() }; replicas],
             samples,
             outcomes: Vec::new(),
@@ -627,6 +630,7 @@ impl Scores {
                 }
             }
             self.rows += 1;
+            self.last_step = Some(part.step[k]);
         }
     }
 

@@ -835,3 +835,23 @@ fn resume_refuses_data_that_changed_since_the_checkpoint() {
     assert!(!dir.join("c").exists(), "a refused resume wrote its folder");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn final_values_name_their_step_when_the_last_step_is_not_recorded() {
+    let dir = scratch("record-every");
+    let text = std::fs::read_to_string("examples/configs/fig1-sinusoid-q10.toml").unwrap();
+    let cfg = dir.join("sparse.toml");
+    std::fs::write(&cfg, text.replace("record_every = 1\n", "record_every = 1000\n")).unwrap();
+    let run = |steps: &str, out: &str| {
+        let out = dir.join(out);
+        let args = ["run", cfg.to_str().unwrap(), "--backend", "cpu", "--steps", steps, "--quiet", "--out"];
+        (ok(&localprop(&[&args[..], &[out.to_str().unwrap()]].concat())), summary_of(&out))
+    };
+    let (stdout, s) = run("500", "short");
+    assert_eq!(s.last_recorded_step, Some(0));
+    assert!(stdout.contains("final values are those of step 0, the last recorded"), "{stdout}");
+    let (stdout, s) = run("2001", "long");
+    assert_eq!(s.last_recorded_step, Some(2000));
+    assert!(!stdout.contains("final values are those of step"), "{stdout}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -265,6 +265,14 @@ fn report(s: &localprop::io::output::Summary, out: &std::path::Path) {
         s.wall_seconds,
         s.steps_per_second
     );
+    let last = s.first_step + s.steps.saturating_sub(1);
+    match s.last_recorded_step {
+        Some(at) if at < last => println!(
+            "  (final values are those of step {at}, the last recorded; run.record_every does not reach step {last})"
+        ),
+        None => println!("  (no step was recorded)"),
+        _ => {}
+    }
     for r in s.replicas.iter().take(8) {
         if let Some(d) = &r.diverged {
             println!(

@@ -227,6 +227,10 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// `steps / wall_seconds`.
     pub steps_per_second: f64,
+    /// The last recorded step, at which the replicas' `final_*` values are (`null` when no
+    /// step was recorded); before the run's last step when `record_every` does not divide it.
+    #[serde(default)]
+    pub last_recorded_step: Option<u64>,
     /// Per replica results.
     pub replicas: Vec<ReplicaSummary>,
     /// The backprop baseline's passes, for data experiments with `[baseline]`.
