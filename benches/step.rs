@@ -11,7 +11,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use localprop::signal::{Constant, Sinusoid};
-use localprop::{Backend, Engine, Network, NetworkSpec, Params, Policy, Speed, Streams};
+use localprop::{Backend, Engine, Network, NetworkSpec, Params, Speed, Streams};
 
 struct Case {
     name: &'static str,
@@ -23,21 +23,12 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let tracking = Params {
-        c: Speed::Global(50.0),
-        tau: 0.01,
-        q: 100.0,
-        r: 0.1,
-        r_w: 1.0,
-        theta: 1.0,
-        policy: Policy::HsfEveryStep,
-        ..Params::default()
-    };
+    let tracking = Params::tracking(100.0);
     let learn = Params { c: Speed::Global(10.0), tau: 0.1, theta: 5.0, ..Params::default() };
     let mut list = vec![
         Case {
             name: "tracking-5x4096",
-            net: NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1).build().unwrap(),
+            net: NetworkSpec::tracking().build().unwrap(),
             replicas: 4096,
             params: tracking,
             steps: 256,

@@ -5,21 +5,12 @@
 //! `cargo run --release --example headless`
 
 use localprop::signal::Sinusoid;
-use localprop::{Backend, Engine, NetworkSpec, Params, Policy, Speed, Streams};
+use localprop::{Backend, Engine, NetworkSpec, Params, Streams};
 
 fn main() -> Result<(), localprop::Error> {
     env_logger::init();
-    let net = NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1).build()?;
-    let params = Params {
-        c: Speed::Global(50.0),
-        tau: 0.01,
-        q: 100.0,
-        r: 0.1,
-        r_w: 1.0,
-        theta: 1.0,
-        policy: Policy::HsfEveryStep,
-        ..Params::default()
-    };
+    let net = NetworkSpec::tracking().build()?;
+    let params = Params::tracking(100.0);
     let steps = 20_000;
     let mut gpu = Engine::with_backend(net.clone(), vec![params.clone()], Backend::Gpu)?;
     println!("adapter: {}", gpu.backend_description());

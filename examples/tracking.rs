@@ -45,19 +45,14 @@
 use std::time::Instant;
 
 use localprop::signal::{PatchedCosines, Sinusoid};
-use localprop::{Backend, Engine, Network, NetworkSpec, Params, Policy, Speed, Streams, Trace};
+use localprop::{Backend, Engine, Network, NetworkSpec, Params, Speed, Streams, Trace};
 
 /// Network seeds (initial weights); the patched target of seed `s` is drawn from `1000 + s`.
 const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
 /// Euler steps per run (t = 0..200 at tau = 0.01).
 const STEPS: u64 = 20_000;
-const TAU: f32 = 0.01;
-/// `c tau = 0.5`: two steps per hop.
-const C: f32 = 50.0;
-/// Dissipation, chosen by the measurement in the module docs.
+/// Dissipation, chosen by the measurement in the module docs (`Params::tracking`'s).
 const THETA: f32 = 1.0;
-const R: f32 = 0.1;
-const R_W: f32 = 1.0;
 /// Accuracy weights of the paper's Fig. 1 (10), Fig. 3 (100) and Fig. 2 (1000).
 const QS: [f32; 3] = [10.0, 100.0, 1000.0];
 /// Thetas tried for the choice of [`THETA`].
@@ -65,18 +60,9 @@ const THETAS: [f32; 6] = [0.0, 0.5, 1.0, 2.0, 5.0, 10.0];
 /// Patch lengths of the patched-cosines target, in time units (see the module docs).
 const PATCH_LEN: (f64, f64) = (5.0, 20.0);
 
+/// `Params::tracking`: `c tau = 0.5` (two steps per hop), `r = 0.1`, `r_w = 1`.
 fn params(q: f32, theta: f32, learning: bool) -> Params {
-    Params {
-        c: Speed::Global(C),
-        tau: TAU,
-        q,
-        r: R,
-        r_w: R_W,
-        theta,
-        policy: Policy::HsfEveryStep,
-        learning,
-        ..Params::default()
-    }
+    Params { theta, learning, ..Params::tracking(q) }
 }
 
 /// The backend named by the first argument (`cpu`, `gpu`, `auto`; default `auto`).
@@ -131,11 +117,16 @@ fn mean(v: &[f32]) -> f64 {
 fn main() {
     let start = Instant::now();
     println!("# Tracking experiments (Betti & Gori 2024, section 4.2)\n");
+    let p = params(0.0, THETA, true);
+    let Speed::Global(c) = p.c else { unreachable!("Params::tracking has one speed") };
     println!(
         "5 tanh neurons, fully connected with self-loops, + bias, no input; policy hsf-every-step, \
-         c = {C}, tau = {TAU}, theta = {THETA}, r = {R}, r_w = {R_W} (ours, = paper's {}), {STEPS} steps, \
+         c = {c}, tau = {}, theta = {THETA}, r = {}, r_w = {} (ours, = paper's {}), {STEPS} steps, \
          seeds {SEEDS:?}; NMSE over the second half.\n",
-        R_W / 2.0
+        p.tau,
+        p.r,
+        p.r_w,
+        p.r_w / 2.0
     );
 
     // Choice of theta: every (q, theta) pair as a replica, one engine per seed.
@@ -222,7 +213,7 @@ fn main() {
         println!(
             "| {:.0}-{:.0} | {:.4} | {:.4} | {:.4} |",
             trace.t[rows.start],
-            trace.t[rows.end - 1] + TAU as f64,
+            trace.t[rows.end - 1] + params(0.0, THETA, true).tau as f64,
             mean(&trace.loss[rows.clone()]),
             mean(&trace.lagrangian[rows.clone()]),
             mean(&trace.hamiltonian[rows])

@@ -41,18 +41,9 @@ pub struct Case {
 pub fn paper_net(replicas: usize) -> Case {
     Case {
         name: format!("paper-net-x{replicas}"),
-        spec: NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1),
+        spec: NetworkSpec::tracking(),
         replicas,
-        params: Params {
-            c: Speed::Global(50.0),
-            tau: 0.01,
-            q: 10.0,
-            r: 0.1,
-            r_w: 2.0,
-            theta: 1.0,
-            policy: Policy::HsfEveryStep,
-            ..Params::default()
-        },
+        params: Params { r_w: 2.0, ..Params::tracking(10.0) },
         record_every: 1,
     }
 }

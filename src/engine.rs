@@ -129,11 +129,11 @@ pub enum Flow {
 /// Runs the lockstep dynamics of one network, for one or more replicas.
 ///
 /// ```
-/// use localprop::{Engine, NetworkSpec, Params, Speed, Policy, Streams, signal::Sinusoid};
+/// use localprop::{Engine, NetworkSpec, Params, Streams, signal::Sinusoid};
 ///
-/// let net = NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1).build()?;
-/// let params = Params { c: Speed::Global(50.0), tau: 0.01, q: 100.0, r: 0.1, r_w: 1.0,
-///                       theta: 2.0, policy: Policy::HsfEveryStep, ..Params::default() };
+/// // The paper's tracking net and parameters (c = 50, tau = 0.01, HSF at every step), q = 100.
+/// let net = NetworkSpec::tracking().build()?;
+/// let params = Params { theta: 2.0, ..Params::tracking(100.0) };
 /// let mut engine = Engine::new(net, params)?;
 /// let trace = engine.run(1000, &mut [Streams::new(Sinusoid::new(1.0, 0.1))])?;
 /// assert_eq!(trace.rows(), 1000);

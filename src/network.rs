@@ -108,6 +108,12 @@ impl NetworkSpec {
         Self::new(Topology::Layered { sizes: sizes.to_vec() })
     }
 
+    /// The paper's tracking network: 5 fully connected tanh neurons with self-loops, a bias,
+    /// no input, the output neuron 1, weights drawn with seed 1 (with [`crate::Params::tracking`]).
+    pub fn tracking() -> Self {
+        Self::fully_connected(0, 5, true).bias(true).seed(1)
+    }
+
     /// Fully connected recurrent net of `neurons` non-inputs fed by `inputs` inputs.
     pub fn fully_connected(inputs: usize, neurons: usize, self_loops: bool) -> Self {
         Self::new(Topology::FullyConnected { inputs, neurons, self_loops })

@@ -162,6 +162,24 @@ fn check(field: &str, v: f32, ok: bool, allowed: &str) -> Result<()> {
 }
 
 impl Params {
+    /// The parameters of the paper's tracking task as this crate runs it (docs/model.md,
+    /// section 6): `c = 50`, `tau = 0.01` (`c tau = 0.5`), `r = 0.1`, `r_w = 1`,
+    /// `theta = 1`, the Hamiltonian Sign Flip at every step, and accuracy weight `q` (the
+    /// paper's Figs. 1, 3 and 2 use 10, 100, 1000). `examples/configs/fig1-sinusoid-q10.toml`
+    /// takes them with `q = 10` and `r_w = 2` (the paper's `r_w = 1` in its convention).
+    pub fn tracking(q: f32) -> Params {
+        Params {
+            c: Speed::Global(50.0),
+            tau: 0.01,
+            q,
+            r: 0.1,
+            r_w: 1.0,
+            theta: 1.0,
+            policy: Policy::HsfEveryStep,
+            ..Params::default()
+        }
+    }
+
     /// Checks every value against its range and against the network; the error names the
     /// field and the value.
     pub fn validate(&self, net: &Network) -> Result<()> {

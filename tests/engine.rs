@@ -8,16 +8,7 @@ use localprop::signal::{PatchedCosines, Sinusoid};
 use localprop::{Engine, Flow, NetworkSpec, Params, Policy, Speed, Streams};
 
 fn tracking_params(q: f32, theta: f32) -> Params {
-    Params {
-        c: Speed::Global(50.0),
-        tau: 0.01,
-        q,
-        r: 0.1,
-        r_w: 1.0,
-        theta,
-        policy: Policy::HsfEveryStep,
-        ..Params::default()
-    }
+    Params { theta, ..Params::tracking(q) }
 }
 
 fn tracking_engine(seed: u64, params: Params) -> Engine {
@@ -391,7 +382,7 @@ fn auto_takes_a_real_gpu_for_large_work_only() {
     let engine = |spec: NetworkSpec, replicas: usize| {
         Engine::with_replicas(spec.build().unwrap(), vec![params.clone(); replicas]).unwrap()
     };
-    let paper = || NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1);
+    let paper = || NetworkSpec::tracking();
     let (one, many) = (engine(paper(), 1), engine(paper(), AUTO_GPU_REPLICAS));
     let (gpu, why) = many.auto_choice(software(), false);
     assert!(!gpu && why.contains("llvmpipe") && why.contains("software"), "{why}");

@@ -244,17 +244,8 @@ fn long_contractive_runs_agree() {
     assert_close("final x", &gpu.1.x, &cpu.1.x, 1e-5, 1e-4);
 
     // The paper's tracking task under HSF at every step, 20 000 steps.
-    let net = NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1).build().unwrap();
-    let params = Params {
-        c: Speed::Global(50.0),
-        tau: 0.01,
-        q: 100.0,
-        r: 0.1,
-        r_w: 1.0,
-        theta: 1.0,
-        policy: Policy::HsfEveryStep,
-        ..Params::default()
-    };
+    let net = NetworkSpec::tracking().build().unwrap();
+    let params = Params::tracking(100.0);
     let mut g = Engine::with_context(net.clone(), vec![params.clone()], ctx.clone()).unwrap();
     let mut c = Engine::new(net, params).unwrap();
     let gt = g.run(20_000, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();

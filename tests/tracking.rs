@@ -16,7 +16,7 @@
 use std::sync::OnceLock;
 
 use localprop::signal::{PatchedCosines, Sinusoid};
-use localprop::{Engine, NetworkSpec, Params, Policy, Speed, Streams, Trace};
+use localprop::{Engine, NetworkSpec, Params, Streams, Trace};
 
 /// Network seeds (initial weights); the patched target of seed `s` is drawn from `1000 + s`.
 const SEEDS: [u64; 5] = [1, 2, 3, 4, 5];
@@ -25,17 +25,7 @@ const STEPS: u64 = 20_000;
 const QS: [f32; 3] = [10.0, 100.0, 1000.0];
 
 fn params(q: f32, learning: bool) -> Params {
-    Params {
-        c: Speed::Global(50.0),
-        tau: 0.01,
-        q,
-        r: 0.1,
-        r_w: 1.0,
-        theta: 1.0,
-        policy: Policy::HsfEveryStep,
-        learning,
-        ..Params::default()
-    }
+    Params { learning, ..Params::tracking(q) }
 }
 
 /// Runs `params` as independent replicas of the network of `seed`, each on its own copy of

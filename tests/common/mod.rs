@@ -2,11 +2,11 @@
 
 #![allow(dead_code, reason = "each test crate uses some of these")]
 
-use localprop::{Engine, Network, NetworkSpec, Params, Policy, Speed, Streams, signal::Sinusoid};
+use localprop::{Engine, Network, NetworkSpec, Params, Policy, Streams, signal::Sinusoid};
 
 /// The paper's 5-neuron tracking net.
 pub fn paper_net() -> Network {
-    NetworkSpec::fully_connected(0, 5, true).bias(true).seed(1).build().unwrap()
+    NetworkSpec::tracking().build().unwrap()
 }
 
 /// Parameters of the paper's net under the true Hamilton equations, which blow up in a few
@@ -14,16 +14,7 @@ pub fn paper_net() -> Network {
 /// thousand with none (`q = 0`) (theory, section 6: forward integration of `hamilton` is
 /// unstable).
 pub fn hamilton_params(q: f32) -> Params {
-    Params {
-        c: Speed::Global(50.0),
-        tau: 0.01,
-        q,
-        r: 0.1,
-        r_w: 1.0,
-        theta: 0.0,
-        policy: Policy::Hamilton,
-        ..Params::default()
-    }
+    Params { theta: 0.0, policy: Policy::Hamilton, ..Params::tracking(q) }
 }
 
 /// One replica of the paper's net per `q`, under [`hamilton_params`], on the CPU.
