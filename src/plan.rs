@@ -78,8 +78,17 @@ pub enum Kernel {
     SmallNet,
 }
 
+const _: () = {
+    let mut k = 0;
+    while k < Kernel::ALL.len() {
+        assert!(Kernel::ALL[k] as usize == k, "Kernel::ALL is in declaration order");
+        k += 1;
+    }
+};
+
 impl Kernel {
-    /// Every kernel.
+    /// Every kernel, in declaration order: `ALL[k as usize] == k` (the GPU host indexes its
+    /// pipelines so; checked at compile time below).
     pub const ALL: [Kernel; 12] = [
         Kernel::DenseGather,
         Kernel::SparseGather,

@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::num::NonZeroU64;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::context::GpuContext;
 use super::kernels::{PopulationShape, kernel_source_for};
@@ -44,10 +43,33 @@ pub struct GpuBuffers {
     pub blocks: wgpu::Buffer,
 }
 
+/// The outcome of a `map_async`, once its callback has run.
+type Mapped = Arc<std::sync::Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>>;
+
+/// `Ok` once a mapping succeeded, else the error wgpu gave (or that the callback never ran).
+fn mapped(outcome: &Mapped, what: &str) -> Result<()> {
+    let err = |message: String| Error::Gpu { kernel: "readback".into(), message };
+    match outcome.lock().map_err(|_| err(format!("{what}: the map callback panicked")))?.take() {
+        Some(Ok(())) => Ok(()),
+        Some(Err(e)) => Err(err(format!("{what} could not be mapped: {e}"))),
+        None => Err(err(format!("{what} was not mapped after its submission completed"))),
+    }
+}
+
+/// A `map_async` callback that records its outcome in `outcome`.
+fn on_mapped(outcome: &Mapped) -> impl FnOnce(std::result::Result<(), wgpu::BufferAsyncError>) + Send + 'static {
+    let outcome = outcome.clone();
+    move |r| {
+        if let Ok(mut slot) = outcome.lock() {
+            *slot = Some(r);
+        }
+    }
+}
+
 struct Pending {
     slot: usize,
     bytes: u64,
-    ready: Arc<AtomicBool>,
+    ready: Mapped,
     submission: wgpu::SubmissionIndex,
 }
 
@@ -59,7 +81,8 @@ pub struct GpuExecutor {
     stride: u64,
     block_stride: u64,
     max_per_dim: u32,
-    pipelines: Vec<(Kernel, wgpu::ComputePipeline)>,
+    /// The pipeline of each kernel built, indexed by `Kernel as usize`.
+    pipelines: [Option<wgpu::ComputePipeline>; Kernel::ALL.len()],
     group0: wgpu::BindGroup,
     pingpong: [wgpu::BindGroup; 2],
     buffers: GpuBuffers,
@@ -276,7 +299,7 @@ impl GpuExecutor {
             bind_group_layouts: &[Some(&layout0), Some(&layout1)],
             immediate_size: 0,
         });
-        let mut pipelines = Vec::new();
+        let mut pipelines: [Option<wgpu::ComputePipeline>; Kernel::ALL.len()] = Default::default();
         let shape = PopulationShape::new(&k, &pk.plan, &b.outputs, &b.out_slot);
         let wanted = |kernel: Kernel| match kernel {
             Kernel::Population => pk.plan.population,
@@ -298,7 +321,7 @@ impl GpuExecutor {
                     cache: None,
                 })
             })?;
-            pipelines.push((kernel, pipeline));
+            pipelines[kernel as usize] = Some(pipeline);
         }
         let g = &buffers;
         let (group0, pingpong) = ctx.checked("bind groups", || {
@@ -525,7 +548,7 @@ impl GpuExecutor {
     }
 
     fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, d: Dispatch) {
-        let pipeline = &self.pipelines.iter().find(|(kernel, _)| *kernel == d.kernel).expect("every kernel is built").1;
+        let pipeline = self.pipelines[d.kernel as usize].as_ref().expect("every kernel the plan dispatches is built");
         pass.set_pipeline(pipeline);
         let groups = d.workgroups();
         // Fold beyond the per-dimension limit; the kernels rebuild the index from both.
@@ -558,13 +581,8 @@ impl GpuExecutor {
         });
         let submission = submission.inspect_err(|_| self.step = first)?;
         let bytes = self.readback_bytes(block);
-        let ready = Arc::new(AtomicBool::new(false));
-        let flag = ready.clone();
-        staging.slice(..bytes).map_async(wgpu::MapMode::Read, move |r| {
-            if r.is_ok() {
-                flag.store(true, Ordering::Release);
-            }
-        });
+        let ready = Mapped::default();
+        staging.slice(..bytes).map_async(wgpu::MapMode::Read, on_mapped(&ready));
         self.pending.push_back(Pending { slot, bytes, ready, submission });
         Ok(())
     }
@@ -576,12 +594,7 @@ impl GpuExecutor {
             .device
             .poll(wgpu::PollType::Wait { submission_index: Some(p.submission), timeout: None })
             .map_err(|e| Error::Device(format!("waiting for a block: {e}")))?;
-        if !p.ready.load(Ordering::Acquire) {
-            return Err(Error::Gpu {
-                kernel: "readback".into(),
-                message: "the trace buffer could not be mapped".into(),
-            });
-        }
+        mapped(&p.ready, "the trace buffer")?;
         let staging = &self.staging[p.slot];
         let replicas = self.params.replicas as usize;
         let result = {
@@ -639,18 +652,12 @@ impl GpuExecutor {
             at += len;
         }
         let submission = self.ctx.queue.submit([encoder.finish()]);
-        let ready = Arc::new(AtomicBool::new(false));
-        let flag = ready.clone();
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| flag.store(r.is_ok(), Ordering::Release));
+        let ready = Mapped::default();
+        staging.slice(..).map_async(wgpu::MapMode::Read, on_mapped(&ready));
         device
             .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
             .map_err(|e| Error::Device(format!("reading back: {e}")))?;
-        if !ready.load(Ordering::Acquire) {
-            return Err(Error::Gpu {
-                kernel: "readback".into(),
-                message: "the staging buffer could not be mapped".into(),
-            });
-        }
+        mapped(&ready, "the staging buffer")?;
         let all: Vec<f32> = {
             let view = staging
                 .slice(..)
