@@ -499,6 +499,28 @@ impl Engine {
         }
     }
 
+    /// As [`Engine::state`], without blocking, for applications with an async event loop:
+    /// on the GPU the copies are submitted now and the future resolves once they are mapped,
+    /// which takes the device being polled (the application's loop polls it, or it calls
+    /// `device.poll`); it then holds the state at the step the engine was at when it was
+    /// called. On the CPU it is ready at once.
+    pub fn state_async(&mut self) -> std::pin::Pin<Box<dyn Future<Output = Result<State>> + Send>> {
+        let (step, replicas) = (self.step(), self.replicas());
+        match &self.exec {
+            Exec::Cpu(..) => {
+                let state = self.state();
+                Box::pin(async move { state })
+            }
+            Exec::Gpu(g) => {
+                let read = g.read_state_async();
+                Box::pin(async move {
+                    let [x, p, w, pw] = read.await?;
+                    Ok(State { step, replicas, x, p, w, pw })
+                })
+            }
+        }
+    }
+
     /// The messages `e_hat_i = c_i sigma'(a_i) p_i` and the state powers
     /// `h_i = p_i c_i (sigma(a_i) - x_i)` computed by the last step (from the state before
     /// it), `[replica][neuron]`: the local learning signal each synapse `j -> i` used.

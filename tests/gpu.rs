@@ -579,3 +579,25 @@ fn dispatches_beyond_65535_workgroups_are_folded() {
     assert_close("w of every replica after folded dispatches", &gs.pw, &cs.pw, ATOL, RTOL);
     assert!(gs.pw[gs.pw.len() - 1] != 0.0, "the last replica's last synapse was updated");
 }
+
+/// `Engine::state_async` resolves, once the device is polled, to the state `state()` reads,
+/// taken at the step it was called at, while the engine goes on.
+#[test]
+fn state_async_resolves_to_the_state_when_the_device_is_polled() {
+    let Some(ctx) = gpu() else { return };
+    let net = NetworkSpec::tracking().build().unwrap();
+    let params = vec![Params::tracking(10.0); 3];
+    let mut e = Engine::with_context(net, params.clone(), ctx.clone()).unwrap();
+    e.run(300, &mut tracking_streams(3)).unwrap();
+    let pending = e.state_async();
+    let at_300 = e.state().unwrap();
+    e.run(50, &mut tracking_streams(3)).unwrap();
+    ctx.device.poll(localprop::wgpu::PollType::wait_indefinitely()).unwrap();
+    let got = pollster::block_on(pending).unwrap();
+    assert_eq!(got, at_300, "the state of step 300");
+    assert_ne!(got, e.state().unwrap(), "the engine went on");
+    // On the CPU it is ready at once.
+    let mut cpu = Engine::with_replicas(NetworkSpec::tracking().build().unwrap(), params).unwrap();
+    cpu.run(10, &mut tracking_streams(3)).unwrap();
+    assert_eq!(pollster::block_on(cpu.state_async()).unwrap(), cpu.state().unwrap());
+}

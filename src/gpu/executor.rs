@@ -612,11 +612,7 @@ impl GpuExecutor {
 
     /// Reads `x` (current), `p`, `w`, `pw` back (blocking; waits for every block in flight).
     pub fn read_state(&mut self) -> Result<[Vec<f32>; 4]> {
-        let g = &self.buffers;
-        let k = self.params;
-        let (nb, eb) = ((k.replicas * k.n) as u64 * 4, (k.replicas * k.n_edges) as u64 * 4);
-        let x = &g.x[(self.step % 2) as usize];
-        let parts = self.read(&[(x, 0, nb), (&g.p, 0, nb), (&g.w, 0, eb), (&g.pw, 0, eb)])?;
+        let parts = self.read(&self.state_parts())?;
         let [x, p, w, pw]: [Vec<f32>; 4] = parts.try_into().expect("four parts");
         Ok([x, p, w, pw])
     }
@@ -634,6 +630,44 @@ impl GpuExecutor {
     /// Copies `(buffer, byte offset, byte length)` ranges into one staging buffer and reads
     /// them back as f32 (blocking).
     pub fn read(&self, parts: &[(&wgpu::Buffer, u64, u64)]) -> Result<Vec<Vec<f32>>> {
+        let (staging, lens, submission) = self.stage(parts);
+        let ready = Mapped::default();
+        staging.slice(..).map_async(wgpu::MapMode::Read, on_mapped(&ready));
+        self.ctx
+            .device
+            .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
+            .map_err(|e| Error::Device(format!("reading back: {e}")))?;
+        mapped(&ready, "the staging buffer")?;
+        unpack(&staging, &lens)
+    }
+
+    /// As [`GpuExecutor::read`], without blocking: the copies are submitted now, and the
+    /// future resolves once they are mapped, which takes the device being polled (an
+    /// application's event loop polls it; else `device.poll`). The mapping's outcome comes
+    /// through a `futures-intrusive` oneshot channel, so the future suits any executor.
+    pub fn read_async(
+        &self,
+        parts: &[(&wgpu::Buffer, u64, u64)],
+    ) -> impl Future<Output = Result<Vec<Vec<f32>>>> + Send + use<> {
+        let (staging, lens, _) = self.stage(parts);
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            // The receiver is gone only when the future was dropped: nothing to tell then.
+            let _ = sender.send(r);
+        });
+        async move {
+            let err = |message: String| Error::Gpu { kernel: "readback".into(), message };
+            match receiver.receive().await {
+                Some(Ok(())) => unpack(&staging, &lens),
+                Some(Err(e)) => Err(err(format!("the staging buffer could not be mapped: {e}"))),
+                None => Err(err("the staging buffer's map callback was dropped".into())),
+            }
+        }
+    }
+
+    /// Submits the copies of `parts` into a new staging buffer; returns it, the parts'
+    /// lengths and the submission.
+    fn stage(&self, parts: &[(&wgpu::Buffer, u64, u64)]) -> (wgpu::Buffer, Vec<u64>, wgpu::SubmissionIndex) {
         let total: u64 = parts.iter().map(|p| p.2).sum();
         let device = &self.ctx.device;
         let staging = device.create_buffer(&wgpu::BufferDescriptor {
@@ -652,27 +686,24 @@ impl GpuExecutor {
             at += len;
         }
         let submission = self.ctx.queue.submit([encoder.finish()]);
-        let ready = Mapped::default();
-        staging.slice(..).map_async(wgpu::MapMode::Read, on_mapped(&ready));
-        device
-            .poll(wgpu::PollType::Wait { submission_index: Some(submission), timeout: None })
-            .map_err(|e| Error::Device(format!("reading back: {e}")))?;
-        mapped(&ready, "the staging buffer")?;
-        let all: Vec<f32> = {
-            let view = staging
-                .slice(..)
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
-            bytemuck::cast_slice::<u8, f32>(&view).to_vec()
-        };
-        let mut out = Vec::with_capacity(parts.len());
-        let mut at = 0;
-        for &(_, _, len) in parts {
-            let n = (len / 4) as usize;
-            out.push(all[at..at + n].to_vec());
-            at += n;
+        (staging, parts.iter().map(|p| p.2).collect(), submission)
+    }
+
+    /// The ranges of a state readback: `x` (current), `p`, `w`, `pw`.
+    fn state_parts(&self) -> [(&wgpu::Buffer, u64, u64); 4] {
+        let (g, k) = (&self.buffers, self.params);
+        let (nb, eb) = ((k.replicas * k.n) as u64 * 4, (k.replicas * k.n_edges) as u64 * 4);
+        [(&g.x[(self.step % 2) as usize], 0, nb), (&g.p, 0, nb), (&g.w, 0, eb), (&g.pw, 0, eb)]
+    }
+
+    /// As [`GpuExecutor::read_state`], without blocking ([`GpuExecutor::read_async`]).
+    pub fn read_state_async(&self) -> impl Future<Output = Result<[Vec<f32>; 4]>> + Send + use<> {
+        let read = self.read_async(&self.state_parts());
+        async move {
+            let parts = read.await?;
+            let [x, p, w, pw]: [Vec<f32>; 4] = parts.try_into().expect("four parts");
+            Ok([x, p, w, pw])
         }
-        Ok(out)
     }
 
     /// Writes the state (takes effect before the next submission).
@@ -702,4 +733,24 @@ fn write_f32(queue: &wgpu::Queue, buffer: &wgpu::Buffer, offset: u64, data: &[f3
     if !data.is_empty() {
         queue.write_buffer(buffer, offset, bytemuck::cast_slice(data));
     }
+}
+
+/// The f32 parts of a mapped staging buffer, `lens` bytes each; unmaps it.
+fn unpack(staging: &wgpu::Buffer, lens: &[u64]) -> Result<Vec<Vec<f32>>> {
+    let all: Vec<f32> = {
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu { kernel: "readback".into(), message: e.to_string() })?;
+        bytemuck::cast_slice::<u8, f32>(&view).to_vec()
+    };
+    staging.unmap();
+    let mut out = Vec::with_capacity(lens.len());
+    let mut at = 0;
+    for &len in lens {
+        let n = (len / 4) as usize;
+        out.push(all[at..at + n].to_vec());
+        at += n;
+    }
+    Ok(out)
 }
