@@ -3,6 +3,8 @@
 //! `resume` continues bit for bit (from version-1 checkpoints too); bad files fail with a
 //! named problem and write nothing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -28,10 +30,7 @@ fn configs() -> Vec<PathBuf> {
 }
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("localprop-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch_in("cli", name)
 }
 
 fn localprop(args: &[&str]) -> Output {

@@ -3,6 +3,8 @@
 //! SIGINT and SIGTERM end a run early with its checkpoint, trace and a summary marked
 //! interrupted (exit status 130).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,10 +17,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_localprop");
 const STEPS: u64 = 1_000_000;
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("localprop-durable-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::scratch_in("durable", name)
 }
 
 /// Fig. 1's experiment, recording every 100th step, with a checkpoint every 20,000 steps.

@@ -1,4 +1,4 @@
-//! Networks and parameters shared by the integration tests.
+//! Networks, parameters and scratch folders shared by the integration tests.
 
 #![allow(dead_code, reason = "each test crate uses some of these")]
 
@@ -43,4 +43,12 @@ pub fn mixed_fan_in() -> NetworkSpec {
         edges.extend(parents.into_iter().map(|j| (j, i)));
     }
     NetworkSpec::edges(2, 200, edges).bias(true).outputs(vec![3, 150]).seed(9)
+}
+
+/// An empty scratch folder `localprop-<what>-<pid>-<name>` in the temporary directory.
+pub fn scratch_in(what: &str, name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("localprop-{what}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
