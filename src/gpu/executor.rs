@@ -442,7 +442,7 @@ impl GpuExecutor {
     /// `encoder`: one compute pass, with one `population` dispatch for a small network, else
     /// the step's dispatch list per step (one `small_net` dispatch per step for a network of
     /// few tiles). Copies the block's non-finite codes and trace rows to `trace_to` when given
-    /// ([`GpuExecutor::readback_bytes`]).
+    /// (the codes, one per replica, then the trace rows).
     pub fn encode_block(&mut self, encoder: &mut wgpu::CommandEncoder, block: &Block, trace_to: Option<&wgpu::Buffer>) {
         let k = self.params;
         encoder.clear_buffer(&self.buffers.aux, k.flags_off as u64 * 4, Some(k.replicas as u64 * 4));
