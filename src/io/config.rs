@@ -897,6 +897,11 @@ impl Experiment {
                 Topology::Edges { inputs, neurons, edges: n.edges.iter().flatten().map(|&[j, i]| (j, i)).collect() }
             }
         };
+        // Checked whatever the init: `zero` ignores it, but a NaN or an infinity would not read
+        // back from the JSON that checkpoints and summaries store (it becomes `null`).
+        if !n.init_gain.is_finite() {
+            return Err(Error::param("init_gain", n.init_gain, "a finite number"));
+        }
         let init = match n.init {
             InitKind::Uniform => Init::Uniform { gain: n.init_gain },
             InitKind::Normal => Init::Normal { gain: n.init_gain },
