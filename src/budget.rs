@@ -70,17 +70,20 @@ pub fn counts(spec: &NetworkSpec) -> Result<(u64, u64)> {
         }
         Topology::FullyConnected { inputs, neurons, self_loops } => {
             let (i, k) = (*inputs as u64, *neurons as u64);
-            let fan = i.checked_add(k).ok_or_else(too_big)?.saturating_sub(u64::from(!self_loops)) + bias;
-            (i + k + bias, k.checked_mul(fan).ok_or_else(too_big)?)
+            let n = i.checked_add(k).and_then(|v| v.checked_add(bias)).ok_or_else(too_big)?;
+            let fan = (i + k).saturating_sub(u64::from(!self_loops)) + bias; // <= n
+            (n, k.checked_mul(fan).ok_or_else(too_big)?)
         }
         Topology::RandomSparse { inputs, neurons, fan_in, .. } => {
             let (i, k) = (*inputs as u64, *neurons as u64);
+            let n = i.checked_add(k).and_then(|v| v.checked_add(bias)).ok_or_else(too_big)?;
             let fan = (*fan_in as u64).checked_add(bias).ok_or_else(too_big)?;
-            (i.checked_add(k).ok_or_else(too_big)? + bias, k.checked_mul(fan).ok_or_else(too_big)?)
+            (n, k.checked_mul(fan).ok_or_else(too_big)?)
         }
         Topology::Edges { inputs, neurons, edges } => {
             let (i, k) = (*inputs as u64, *neurons as u64);
-            (i.checked_add(k).ok_or_else(too_big)? + bias, edges.len() as u64 + bias * k)
+            let n = i.checked_add(k).and_then(|v| v.checked_add(bias)).ok_or_else(too_big)?;
+            (n, (edges.len() as u64).checked_add(bias * k).ok_or_else(too_big)?)
         }
     };
     Ok((n, edges))
@@ -120,17 +123,19 @@ impl Needs {
     /// another on the device), the copies a checkpoint is made from (the state, its
     /// tensors, the file's bytes), the trace rows held in memory, and two blocks of streams.
     pub fn of(s: Shape) -> Needs {
+        // Saturating: the counts may be anything a file holds; a sum past u64 is over any budget.
         let m = |a: u64, b: u64| a.saturating_mul(b);
+        let a = |a: u64, b: u64| a.saturating_add(b);
         let per_edge_net = if s.dense { 4 } else { 4 + 16 };
-        let trace_row = m(s.replicas, m(4, 3 + 3 * s.outputs)).saturating_add(20);
+        let trace_row = a(m(s.replicas, m(4, a(3, m(3, s.outputs)))), 20);
         Needs {
             parts: vec![
                 ("network", m(s.edges, per_edge_net)),
                 ("w and pw of every replica", m(s.replicas, m(s.edges, 8))),
                 ("neuron states of every replica", m(s.replicas, m(s.n, 48))),
-                ("checkpoint copies of the state", m(3, m(s.replicas, m(s.edges, 8).saturating_add(m(s.n, 8))))),
+                ("checkpoint copies of the state", m(3, m(s.replicas, a(m(s.edges, 8), m(s.n, 8))))),
                 ("trace rows held in memory", m(s.records, trace_row)),
-                ("stream blocks", m(2, m(s.block_steps + 1, m(s.replicas, m(4, s.d + 2 * s.outputs))))),
+                ("stream blocks", m(2, m(a(s.block_steps, 1), m(s.replicas, m(4, a(s.d, m(2, s.outputs))))))),
             ],
         }
     }

@@ -211,7 +211,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         // the interval is a time (the clock is read between segments).
         let segment = match every {
             Interval::Steps(k) => k,
-            Interval::Seconds(_) => 64 * exp.run.block_steps as u64,
+            Interval::Seconds(_) => (exp.run.block_steps as u64).saturating_mul(64),
         }
         .min(steps - done);
         let ran = engine.run_blocks(segment, &mut streams, |d, part| {

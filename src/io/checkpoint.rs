@@ -51,16 +51,16 @@
 //! Any other `__metadata__` entries are free-form extra metadata ([`Checkpoint::metadata`]);
 //! the keys above are reserved.
 //!
-//! [`load`] accepts a file only if all of this holds: the file is a well-formed safetensors
-//! file (not truncated), `format` is right and `version` is `2` (or `1`, below), every
-//! reserved key is present and parses (`t` finite), `config` is valid JSON, `replicas` ≥ 1,
-//! `blocks` is a list of objects of exactly the two forms above (no other keys) whose ranges
-//! satisfy `start <= end <= n`, `n_edges` is the sum of the blocks' sizes, each tensor the
-//! blocks call for is present with the dtype and shape above and no other tensor is, every
-//! float is finite, every `src`, `dst` index is `< n`, and the tensors' bytes give the
-//! `checksum` where there is one (a byte changed since the file was written is caught
-//! there if nowhere else). [`save`] checks the same of the
-//! [`Checkpoint`] before it writes, so whatever it writes, [`load`] reads back, bit for bit.
+//! [`load`] (and [`from_bytes`], the same on bytes) accepts a file only if all of this holds:
+//! the file is a well-formed safetensors file (not truncated), `format` is right and `version`
+//! is `2` (or `1`, below), every reserved key is present and parses (`t` finite), `config` is
+//! valid JSON, `replicas` ≥ 1, `blocks` is a list of objects of exactly the two forms above (no
+//! other keys) whose ranges satisfy `start <= end <= n`, `n_edges` is the sum of the blocks'
+//! sizes, each tensor the blocks call for is present with the dtype and shape above and no
+//! other tensor is, every float is finite, every `src`, `dst` index is `< n`, and the tensors'
+//! bytes give the `checksum` where there is one (a byte changed since the file was written is
+//! caught there if nowhere else). [`save`] checks the same of the [`Checkpoint`] before it
+//! writes, so whatever it writes, [`load`] reads back, bit for bit.
 //!
 //! ## Version 1
 //!
@@ -372,6 +372,12 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     write_atomically(path, &bytes)
 }
 
+/// The bytes [`save`] writes for `ckpt` (version 2), with the same checks first; `name` names
+/// the checkpoint in errors. [`from_bytes`] reads them back, bit for bit.
+pub fn to_bytes(ckpt: &Checkpoint, name: &str) -> Result<Vec<u8>> {
+    encode(Path::new(name), ckpt)
+}
+
 /// Reads and validates a checkpoint written by [`save`] (or by anyone following the format),
 /// version 2 or 1.
 ///
@@ -382,7 +388,19 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
 /// path and the problem. Never panics.
 pub fn load(path: &Path) -> Result<Checkpoint> {
     let bytes = fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
-    decode(&bytes).map_err(|message| Error::Data { path: path.display().to_string(), message })
+    from_bytes(&bytes, &path.display().to_string())
+}
+
+/// Reads and validates a checkpoint from the bytes of a file (version 2 or 1), as [`load`]
+/// does once it has read them; `name` names the bytes in errors (a path, `<upload>`...).
+///
+/// Bytes that are not a valid checkpoint (truncated, not safetensors, wrong `format` or
+/// `version`, a missing or unexpected tensor, a wrong dtype or shape, a non-finite value, an
+/// edge index out of range, unparsable metadata, `blocks` that do not fit `n` or `n_edges`, a
+/// `checksum` the tensors do not give) are an [`Error::Data`] naming `name` and the problem.
+/// Never panics, whatever the bytes; allocates in proportion to their length.
+pub fn from_bytes(bytes: &[u8], name: &str) -> Result<Checkpoint> {
+    decode(bytes).map_err(|message| Error::Data { path: name.to_string(), message })
 }
 
 /// One tensor ready to serialize.

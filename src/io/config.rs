@@ -879,10 +879,25 @@ impl Experiment {
             outputs,
             d: inputs + spec.bias as u64,
             // The trace is streamed to disk: the rows of the two blocks in flight are held.
-            records: steps.map_or(0, |s| s.div_ceil(self.run.record_every.max(1))).min(2 * self.run.block_steps as u64),
+            records: steps
+                .map_or(0, |s| s.div_ceil(self.run.record_every.max(1)))
+                .min((self.run.block_steps as u64).saturating_mul(2)),
             block_steps: self.run.block_steps as u64,
         };
-        crate::budget::Needs::of(shape).check().map_err(|m| config_err(file, "(memory)", m))
+        let mut needs = crate::budget::Needs::of(shape);
+        // A patched-cosines stream keeps every patch it drew (about 48 bytes each, one per
+        // `min_len` of time at most), per replica.
+        for signal in [self.input.as_ref(), Some(&self.target)].into_iter().flatten() {
+            if let (SignalConfig::PatchedCosines { min_len, .. }, Some(steps)) = (signal, steps) {
+                let t_end = steps as f64 * self.params.tau as f64;
+                let patches = (t_end / min_len.max(f64::MIN_POSITIVE)).ceil().min(u64::MAX as f64) as u64;
+                needs.parts.push((
+                    "patched-cosines patches",
+                    patches.saturating_add(1).saturating_mul(48).saturating_mul(replicas),
+                ));
+            }
+        }
+        needs.check().map_err(|m| config_err(file, "(memory)", m))
     }
 
     /// The network this file describes.
@@ -931,6 +946,11 @@ impl Experiment {
                 Topology::Edges { inputs, neurons, edges: n.edges.iter().flatten().map(|&[j, i]| (j, i)).collect() }
             }
         };
+        // Checked whatever the init: `zero` ignores it, but a NaN or an infinity would not read
+        // back from the JSON that checkpoints and summaries store (it becomes `null`).
+        if !n.init_gain.is_finite() {
+            return Err(Error::param("init_gain", n.init_gain, "a finite number"));
+        }
         let init = match n.init {
             InitKind::Uniform => Init::Uniform { gain: n.init_gain },
             InitKind::Normal => Init::Normal { gain: n.init_gain },
@@ -1270,6 +1290,20 @@ mod tests {
         assert!(msg.contains(&format!("at most {MAX_STORED_CONFIG}")), "{msg}");
         // A long one that fits is stored whole.
         assert_eq!(parse(&long(1_000_000)).unwrap().description.len(), 1_000_000);
+    }
+
+    #[test]
+    fn patches_too_short_for_memory_are_refused_before_the_run() {
+        let patched = |len: &str| {
+            FIG.replace(
+                "kind = \"sinusoid\"\n        frequency = 0.1",
+                &format!("kind = \"patched-cosines\"\n        min_len = {len}\n        max_len = {len}"),
+            )
+        };
+        // 10 time units in patches of 1e-9: 10^10 patches, about 480 GB.
+        let msg = parse(&patched("1e-9")).unwrap_err().to_string();
+        assert!(msg.contains("`(memory)`") && msg.contains("patched-cosines patches"), "{msg}");
+        assert!(parse(&patched("5.0")).is_ok());
     }
 
     #[test]
