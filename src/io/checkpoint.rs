@@ -124,7 +124,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::io::Write;
 use std::ops::Range;
 use std::path::Path;
 
@@ -369,7 +368,7 @@ fn permuted(state: &State, to: &[u32]) -> State {
 /// error case an existing file at `path` is left as it was and no temporary file remains.
 pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     let bytes = encode(path, ckpt)?;
-    write_atomically(path, &bytes)
+    super::write_atomic(path, &bytes)
 }
 
 /// The bytes [`save`] writes for `ckpt` (version 2), with the same checks first; `name` names
@@ -587,50 +586,6 @@ fn serialize(path: &Path, tensors: &[Tensor], meta: HashMap<String, String>) -> 
         })
         .collect::<Result<Vec<_>>>()?;
     safetensors::serialize(views, Some(meta)).map_err(|e| err(e.to_string()))
-}
-/// Writes `bytes` to `<name>.tmp` next to `path`, fsyncs it and renames it over `path`.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io_err = |p: &Path, source| Error::Io { path: p.display().to_string(), source };
-    let Some(name) = path.file_name() else {
-        let source = std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name");
-        return Err(io_err(path, source));
-    };
-    let mut tmp_name = name.to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let written = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()
-    })();
-    if let Err(source) = written {
-        // Best effort: the file may not exist (e.g. its folder does not).
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(&tmp, source));
-    }
-    if let Err(source) = fs::rename(&tmp, path) {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(path, source));
-    }
-    sync_dir(path);
-    Ok(())
-}
-
-/// Fsyncs the folder holding `path` so that the rename survives a crash (best effort: some
-/// platforms and file systems cannot open or sync a folder, and the data is in place anyway).
-fn sync_dir(path: &Path) {
-    #[cfg(unix)]
-    {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-            _ => std::path::PathBuf::from("."),
-        };
-        if let Ok(d) = fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
 }
 
 /// A block as the `blocks` metadata entry describes it.

@@ -10,20 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::state::Trace;
 
-/// Writes `bytes` to `path` atomically: a sibling temporary file, synced, then renamed.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io { path: path.display().to_string(), source };
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("out")));
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
-}
+pub use super::write_atomic;
 
 /// The header of `trace.csv`: `step,t,sign`, then per replica (prefix `r<k>_` when there is
 /// more than one) `loss,lagrangian,hamiltonian`, `out<o>` and `target<o>` for each output,
@@ -99,7 +86,7 @@ pub const PLOT_ROWS: usize = 1 << 15;
 impl TraceFile {
     /// Creates `path`'s temporary and writes the header for `replicas` and `n_out` outputs.
     pub fn create(path: &Path, replicas: usize, n_out: usize, masks: bool) -> Result<Self> {
-        let tmp = path.with_extension("csv.tmp");
+        let tmp = super::temporary(path).expect("a trace file name");
         let io = |source| Error::Io { path: tmp.display().to_string(), source };
         let file = std::fs::File::create(&tmp).map_err(io)?;
         let mut out = TraceFile {
@@ -195,12 +182,12 @@ impl TraceFile {
         &self.thinned
     }
 
-    /// Syncs the file and renames it into place.
+    /// Syncs the file and renames it into place ([`super::rename_into_place`]).
     pub fn finish(mut self) -> Result<()> {
         let io = |path: &Path, source| Error::Io { path: path.display().to_string(), source };
         self.file.flush().map_err(|e| io(&self.tmp, e))?;
         self.file.get_ref().sync_all().map_err(|e| io(&self.tmp, e))?;
-        std::fs::rename(&self.tmp, &self.path).map_err(|e| io(&self.path, e))
+        super::rename_into_place(&self.tmp, &self.path)
     }
 }
 

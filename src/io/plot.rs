@@ -263,15 +263,7 @@ fn render(w: u32, h: u32, draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) 
 /// Encodes the RGB buffer `rgb` (`w x h`) as PNG and writes it to `path` atomically.
 fn write_png(path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
     let png = encode_png(w, h, rgb).map_err(|e| data_error(path, format!("PNG encoding failed: {e}")))?;
-    let tmp = path.with_extension("png.tmp");
-    std::fs::write(&tmp, &png).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io { path: tmp.display().to_string(), source }
-    })?;
-    std::fs::rename(&tmp, path).map_err(|source| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::Io { path: path.display().to_string(), source }
-    })
+    super::write_atomic(path, &png)
 }
 
 /// The PNG file of the RGB buffer `rgb` (`w x h`, 8 bits per channel).
