@@ -104,6 +104,36 @@ pub struct Divergence {
     pub value: f32,
 }
 
+impl Divergence {
+    /// Every quantity a divergence may name: the neuron pass's
+    /// ([`crate::layout::NONFINITE_QUANTITIES`]), the recorded energies, the state's weights.
+    pub const QUANTITIES: [&'static str; 8] = ["x", "p", "a", "loss", "lagrangian", "hamiltonian", "w", "pw"];
+
+    /// The value as text: `NaN`, `inf` or `-inf` (what summaries and checkpoints store).
+    pub fn value_text(&self) -> &'static str {
+        if self.value.is_nan() {
+            "NaN"
+        } else if self.value < 0.0 {
+            "-inf"
+        } else {
+            "inf"
+        }
+    }
+
+    /// A divergence from its stored form: `quantity` one of [`Divergence::QUANTITIES`] and
+    /// `value` one of [`Divergence::value_text`]'s; `None` for anything else.
+    pub fn from_text(step: u64, quantity: &str, value: &str) -> Option<Self> {
+        let quantity = Self::QUANTITIES.into_iter().find(|&q| q == quantity)?;
+        let value = match value {
+            "NaN" => f32::NAN,
+            "inf" => f32::INFINITY,
+            "-inf" => f32::NEG_INFINITY,
+            _ => return None,
+        };
+        Some(Divergence { step, quantity, value })
+    }
+}
+
 /// What a run does when a replica diverges.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum OnDivergence {
@@ -657,7 +687,10 @@ impl Engine {
             if found.is_none_or(|(f, _)| d.step < f.step) {
                 found = Some((d, r));
             }
-            self.diverged[r] = Some(d);
+            // Marked only when the run goes on: after an error, a further run finds it again.
+            if self.on_divergence == OnDivergence::Continue {
+                self.diverged[r] = Some(d);
+            }
         }
         if self.on_divergence == OnDivergence::Error
             && let Some((d, replica)) = found

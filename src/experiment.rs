@@ -336,8 +336,13 @@ impl Frozen {
                     d.replica, d.step, d.state_step, ckpt.state.replicas
                 )));
             }
-            if divergence_quantity(&d.quantity).is_none() {
-                return Err(bad(format!("unknown quantity `{}`", d.quantity)));
+            if Divergence::from_text(d.step, &d.quantity, &d.value).is_none() {
+                return Err(bad(format!(
+                    "quantity `{}` with value `{}`: want one of {:?} with NaN, inf or -inf",
+                    d.quantity,
+                    d.value,
+                    Divergence::QUANTITIES
+                )));
             }
         }
         Ok(list)
@@ -351,13 +356,7 @@ impl Frozen {
         }
         let state = engine.state()?;
         for d in list {
-            let quantity = divergence_quantity(&d.quantity).expect("checked when listed");
-            let value = match d.value.as_str() {
-                "NaN" => f32::NAN,
-                "-inf" => f32::NEG_INFINITY,
-                _ => f32::INFINITY,
-            };
-            engine.set_diverged(d.replica, Some(Divergence { step: d.step, quantity, value }))?;
+            engine.set_diverged(d.replica, Divergence::from_text(d.step, &d.quantity, &d.value))?;
             let replica = FrozenReplica::of(&state, d);
             self.replicas.insert(replica.diverged.replica, replica);
         }
@@ -385,13 +384,7 @@ impl Frozen {
         let alive = engine.diverged().iter().filter(|d| d.is_none()).count();
         const SHOWN: usize = 8;
         for (k, &(r, d)) in new.iter().enumerate() {
-            let value = if d.value.is_nan() {
-                "NaN"
-            } else if d.value < 0.0 {
-                "-inf"
-            } else {
-                "inf"
-            };
+            let value = d.value_text();
             let diverged = Diverged {
                 replica: r,
                 step: d.step,
@@ -476,11 +469,6 @@ impl FrozenReplica {
         let state = [state.x[x].to_vec(), state.p[p].to_vec(), state.w[w].to_vec(), state.pw[pw].to_vec()];
         FrozenReplica { diverged, state }
     }
-}
-
-/// The name of a divergence's quantity, as the engine spells it.
-fn divergence_quantity(name: &str) -> Option<&'static str> {
-    ["x", "p", "a", "loss", "lagrangian", "hamiltonian", "w", "pw"].into_iter().find(|&q| q == name)
 }
 
 /// A replica's parameters as the terminal shows them: `q = 1, r = 0.1, ...`.

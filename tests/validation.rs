@@ -12,7 +12,9 @@ mod common;
 use common::{hamilton_engine, tracking_streams};
 use localprop::reference::{self, Problem};
 use localprop::signal::{Constant, FnSignal, HeldSamples, Order, PatchedCosines, Signal, Sinusoid};
-use localprop::{Activation, Engine, Error, Init, Network, NetworkSpec, Params, Policy, Result, Speed, State, Streams};
+use localprop::{
+    Activation, Divergence, Engine, Error, Init, Network, NetworkSpec, Params, Policy, Result, Speed, State, Streams,
+};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -800,15 +802,16 @@ fn a_non_finite_value_in_a_later_replica_is_rejected() {
 // Error::Diverged
 // ---------------------------------------------------------------------------------------------
 
-/// Every quantity a divergence may name.
-const DIVERGED_QUANTITIES: [&str; 9] = ["x", "p", "a", "loss", "lagrangian", "hamiltonian", "w", "pw", ""];
+/// What a divergence found by a run's checks may name: the neuron pass's quantities and the
+/// recorded energies (the state's `w` and `pw` are the end-of-run check's).
+const STEP_QUANTITIES: &[&str] = Divergence::QUANTITIES.split_at(6).0;
 
 #[test]
 fn a_diverging_run_names_the_quantity_and_the_first_bad_step() {
     let mut engine = hamilton_engine(&[1000.0]);
     let e = err(engine.run(5000, &mut tracking_streams(1)));
     let Error::Diverged { quantity, value, step, replica } = e else { panic!("expected Error::Diverged, got {e:?}") };
-    assert!(DIVERGED_QUANTITIES[..6].contains(&quantity), "quantity {quantity}");
+    assert!(STEP_QUANTITIES.contains(&quantity), "quantity {quantity}");
     assert!(!value.is_finite());
     assert_eq!(replica, 0);
     assert!(step > 0, "diverged at step 0: the dynamics did not run");
@@ -834,6 +837,10 @@ fn a_diverging_replica_is_named() {
     let e = err(engine.run(5000, &mut tracking_streams(2)));
     assert!(matches!(e, Error::Diverged { replica: 1, .. }), "got {e:?}");
     assert_mentions(&e, &["(replica 1)"]);
+    // The error marks nothing: a further run meets the divergence again.
+    assert!(engine.diverged().iter().all(Option::is_none));
+    let again = err(engine.run(10, &mut tracking_streams(2)));
+    assert!(matches!(again, Error::Diverged { replica: 1, .. }), "got {again:?}");
 }
 
 /// The step at which `engine` (recording every `every`-th step) reports a divergence.
@@ -869,7 +876,7 @@ fn a_diverged_replica_is_marked_and_the_others_go_on() {
     assert_eq!(trace.rows(), 1000usize.div_ceil(3), "the run went on to the end");
     let d = engine.diverged()[1].unwrap_or_else(|| panic!("replica 1 not marked: {:?}", engine.diverged()));
     assert_eq!(d.step, step);
-    assert!(DIVERGED_QUANTITIES[..6].contains(&d.quantity) && !d.value.is_finite(), "{d:?}");
+    assert!(STEP_QUANTITIES.contains(&d.quantity) && !d.value.is_finite(), "{d:?}");
     assert_eq!((engine.diverged()[0], engine.diverged()[2]), (None, None));
     // Replica 1 records NaN from its divergence on, finite values before it.
     for (k, &s) in trace.step.iter().enumerate() {

@@ -20,7 +20,7 @@ pub fn neuron_step(b: &mut Buffers, s: &StepUniform, src: usize) {
     // looked at in order only when the sum of its values is not finite (as it is when one
     // of them is not, or, rarely, when finite values overflow it).
     for (r, ((x, p), a)) in x_in.chunks(n).zip(p.chunks(n)).zip(a.chunks(n)).enumerate() {
-        if !(lane_sum(&x[d..]) + lane_sum(&p[d..]) + lane_sum(&a[d..])).is_finite() {
+        if !(probe_sum(&x[d..]) + probe_sum(&p[d..]) + probe_sum(&a[d..])).is_finite() {
             let code = (d..n).map(|i| nonfinite_code(s.row, x[i], p[i], a[i])).find(|&c| c != 0).unwrap_or(0);
             flag_nonfinite(nonfinite, r, code);
         }
@@ -46,8 +46,9 @@ pub(crate) fn neuron_update(k: &KernelParams, s: &StepUniform, ai: f32, xi: f32,
     (flush(xi + k.tau * (s.sign_state * dx)), ci * dsig * pi, pi * dx)
 }
 
-/// The sum of `v` in 16 lanes (in no particular order: only whether it is finite matters).
-fn lane_sum(v: &[f32]) -> f32 {
+/// The sum of `v` in 16 lanes (in no particular order: only whether it is finite matters;
+/// not [`super::lane_sum`], the workgroup tree of the kernels' sums).
+fn probe_sum(v: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let mut chunks = v.chunks_exact(16);
     for c in &mut chunks {
