@@ -1,16 +1,11 @@
 #![doc = include_str!("../README.md")]
 
 pub mod activation;
-pub mod baseline;
-pub mod bench;
 pub mod block;
-pub mod bp_limit;
-pub mod budget;
+pub mod checkpoint;
 pub mod cpu;
-pub mod data;
 pub mod engine;
 pub mod error;
-pub mod experiment;
 pub mod gpu;
 pub mod io;
 pub mod layout;

@@ -5,11 +5,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use localprop::io::checkpoint;
-use localprop::io::config::Experiment;
+use localprop::checkpoint;
+use localprop_cli::config::Experiment;
 
 fuzz_target!(|data: &[u8]| {
-    localprop::budget::set_max_memory(64 << 20);
+    localprop_cli::budget::set_max_memory(64 << 20);
     let Ok(ckpt) = checkpoint::from_bytes(data, "fuzz") else { return };
     let again = checkpoint::to_bytes(&ckpt, "again").expect("an accepted checkpoint can be written again");
     let read = checkpoint::from_bytes(&again, "again").expect("a written checkpoint reads back");

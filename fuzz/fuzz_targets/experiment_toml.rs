@@ -7,12 +7,12 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use localprop::io::config::Experiment;
+use localprop_cli::config::Experiment;
 
 fuzz_target!(|data: &[u8]| {
     // A small budget: a file that asks for a huge network is refused by the budget check,
     // before the allocator could abort the process.
-    localprop::budget::set_max_memory(64 << 20);
+    localprop_cli::budget::set_max_memory(64 << 20);
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(exp) = Experiment::from_toml(text, "fuzz.toml", Path::new("/nonexistent")) {
         let again =

@@ -52,3 +52,9 @@ pub fn scratch_in(what: &str, name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// The workspace root, which holds `examples/` and `data/`, from the tests of any member.
+pub fn root() -> &'static std::path::Path {
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors().find(|d| d.join("examples/configs").is_dir()).unwrap_or(here)
+}

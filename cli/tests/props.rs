@@ -11,7 +11,7 @@
 //!
 //! The seed is fixed, so a run is reproducible: `PROPTEST_RNG_SEED=<n>` and
 //! `PROPTEST_CASES=<n>` explore further. A failure is saved in
-//! `tests/props.proptest-regressions` and replayed first on the next runs; commit that file.
+//! `cli/tests/props.proptest-regressions` and replayed first on the next runs; commit that file.
 //! `fuzz/` holds the coverage-guided twins of these tests.
 
 use std::collections::{BTreeMap, HashMap};
@@ -19,9 +19,10 @@ use std::fmt::Display;
 use std::path::Path;
 use std::sync::OnceLock;
 
-use localprop::io::checkpoint::{self, Checkpoint, CheckpointBlock};
-use localprop::io::config::Experiment;
-use localprop::{State, budget};
+use localprop::State;
+use localprop::checkpoint::{self, Checkpoint, CheckpointBlock};
+use localprop_cli::budget;
+use localprop_cli::config::Experiment;
 use proptest::prelude::*;
 use proptest::sample::{Index, select};
 use proptest::test_runner::{FileFailurePersistence, RngSeed};
@@ -790,12 +791,12 @@ impl Doc {
 
 /// The example files shipped with the crate.
 const EXAMPLES: [&str; 6] = [
-    include_str!("../examples/configs/digits-online.toml"),
-    include_str!("../examples/configs/fig1-sinusoid-q10.toml"),
-    include_str!("../examples/configs/fig2-sinusoid-q1000.toml"),
-    include_str!("../examples/configs/fig3-patched-q100.toml"),
-    include_str!("../examples/configs/sweep-64x64.toml"),
-    include_str!("../examples/configs/sweep-q-r.toml"),
+    include_str!("../../examples/configs/digits-online.toml"),
+    include_str!("../../examples/configs/fig1-sinusoid-q10.toml"),
+    include_str!("../../examples/configs/fig2-sinusoid-q1000.toml"),
+    include_str!("../../examples/configs/fig3-patched-q100.toml"),
+    include_str!("../../examples/configs/sweep-64x64.toml"),
+    include_str!("../../examples/configs/sweep-q-r.toml"),
 ];
 
 /// Bytes that matter to TOML and to the format, spliced into files.
@@ -918,7 +919,7 @@ fn checkpoint_of(toml: &str, replicas: usize) -> Checkpoint {
 /// Experiment files whose networks cover the block kinds: one dense block, dense blocks with
 /// the bias columns of a layered network, and a sparse block.
 const CHECKPOINT_NETS: [&str; 3] = [
-    include_str!("../examples/configs/fig1-sinusoid-q10.toml"),
+    include_str!("../../examples/configs/fig1-sinusoid-q10.toml"),
     "[network]\nkind = \"layered\"\nsizes = [3, 4, 2]\nbias = true\n[params]\nc = 1.0\n\
      [input]\nkind = \"constant\"\nvalues = [0.5, 0.0, -0.5]\n[target]\nkind = \"constant\"\nvalues = [0.1, 0.2]\n\
      [run]\nsteps = 10\n",

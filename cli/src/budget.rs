@@ -4,8 +4,8 @@
 
 use std::sync::OnceLock;
 
-use crate::error::{Error, Result};
-use crate::network::{NetworkSpec, Topology};
+use localprop::error::{Error, Result};
+use localprop::network::{NetworkSpec, Topology};
 
 static LIMIT: OnceLock<u64> = OnceLock::new();
 

@@ -1,9 +1,5 @@
-//! Files: experiment configuration, traces and summaries, checkpoints, plots.
-
-pub mod checkpoint;
-pub mod config;
-pub mod output;
-pub mod plot;
+//! Writing files so that a crash never leaves a half-written one: checkpoints here, and every
+//! output file of the command line.
 
 use std::io::Write;
 use std::path::Path;

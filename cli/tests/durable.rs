@@ -3,14 +3,17 @@
 //! SIGINT and SIGTERM end a run early with its checkpoint, trace and a summary marked
 //! interrupted (exit status 130).
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
+
+use common::root;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use localprop::io::checkpoint;
-use localprop::io::output::Summary;
+use localprop::checkpoint;
+use localprop_cli::output::Summary;
 
 const BIN: &str = env!("CARGO_BIN_EXE_localprop");
 /// Steps of the test run: long enough to be killed mid-way (about a second here).
@@ -22,7 +25,7 @@ fn scratch(name: &str) -> PathBuf {
 
 /// Fig. 1's experiment, recording every 100th step, with a checkpoint every 20,000 steps.
 fn experiment(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string("examples/configs/fig1-sinusoid-q10.toml").unwrap();
+    let text = std::fs::read_to_string(root().join("examples/configs/fig1-sinusoid-q10.toml")).unwrap();
     let text = text.replace("record_every = 1", "record_every = 100\ncheckpoint_every = 20000");
     assert!(text.contains("checkpoint_every = 20000"), "the shipped file records every step");
     let path = dir.join("durable.toml");
@@ -221,7 +224,7 @@ fn memory_stays_flat_in_the_length_of_the_run() {
         return;
     }
     let dir = scratch("flat");
-    let text = std::fs::read_to_string("examples/configs/fig1-sinusoid-q10.toml").unwrap();
+    let text = std::fs::read_to_string(root().join("examples/configs/fig1-sinusoid-q10.toml")).unwrap();
     let cfg = dir.join("every-step.toml");
     std::fs::write(&cfg, text).unwrap();
     // 1,500,000 recorded rows held in memory would take over 50 MB (and their CSV text as

@@ -7,10 +7,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
-use crate::state::Trace;
+use localprop::error::{Error, Result};
+use localprop::state::Trace;
 
-pub use super::write_atomic;
+pub use localprop::io::write_atomic;
 
 /// The header of `trace.csv`: `step,t,sign`, then per replica (prefix `r<k>_` when there is
 /// more than one) `loss,lagrangian,hamiltonian`, `out<o>` and `target<o>` for each output,
@@ -86,7 +86,7 @@ pub const PLOT_ROWS: usize = 1 << 15;
 impl TraceFile {
     /// Creates `path`'s temporary and writes the header for `replicas` and `n_out` outputs.
     pub fn create(path: &Path, replicas: usize, n_out: usize, masks: bool) -> Result<Self> {
-        let tmp = super::temporary(path).expect("a trace file name");
+        let tmp = localprop::io::temporary(path).expect("a trace file name");
         let io = |source| Error::Io { path: tmp.display().to_string(), source };
         let file = std::fs::File::create(&tmp).map_err(io)?;
         let mut out = TraceFile {
@@ -182,12 +182,12 @@ impl TraceFile {
         &self.thinned
     }
 
-    /// Syncs the file and renames it into place ([`super::rename_into_place`]).
+    /// Syncs the file and renames it into place ([`localprop::io::rename_into_place`]).
     pub fn finish(mut self) -> Result<()> {
         let io = |path: &Path, source| Error::Io { path: path.display().to_string(), source };
         self.file.flush().map_err(|e| io(&self.tmp, e))?;
         self.file.get_ref().sync_all().map_err(|e| io(&self.tmp, e))?;
-        super::rename_into_place(&self.tmp, &self.path)
+        localprop::io::rename_into_place(&self.tmp, &self.path)
     }
 }
 

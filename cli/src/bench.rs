@@ -11,11 +11,12 @@
 
 use std::time::Instant;
 
-use crate::engine::{Backend, Engine};
-use crate::error::{Error, Result};
-use crate::network::{Network, NetworkSpec};
-use crate::params::{Params, Policy, Speed};
-use crate::signal::{Constant, Sinusoid, Streams};
+use localprop::engine::{Backend, Engine};
+use localprop::error::{Error, Result};
+use localprop::network::{Network, NetworkSpec};
+use localprop::params::{Params, Policy, Speed};
+use localprop::signal::{Constant, Sinusoid, Streams};
+use localprop::wgpu;
 
 /// Bytes a step must move per synapse: read and write `w` and `pw` (f32).
 pub const BYTES_PER_SYNAPSE: u64 = 16;
@@ -149,7 +150,7 @@ pub fn cpu_bandwidth(bytes: usize) -> f64 {
 
 /// Bytes read plus written per second by `copy_buffer_to_buffer` of `bytes` bytes on the
 /// GPU of `ctx` (10 copies per submission, best of 3).
-pub fn gpu_copy_bandwidth(ctx: &crate::gpu::GpuContext, bytes: u64) -> Result<f64> {
+pub fn gpu_copy_bandwidth(ctx: &localprop::gpu::GpuContext, bytes: u64) -> Result<f64> {
     let bytes = bytes.min(ctx.device.limits().max_buffer_size) / 4 * 4;
     let make = |label| {
         ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -197,7 +198,7 @@ pub fn run_case(case: &Case, backend: Backend, seconds: f64, bandwidth_bytes_per
     let mut run = |engine: &mut Engine, steps: u64| {
         engine.run_blocks(steps, &mut all, |_, part| {
             rows += part.rows() as u64;
-            Ok(crate::engine::Flow::Continue)
+            Ok(localprop::engine::Flow::Continue)
         })
     };
     // Warm-up and calibration: one block, then as many blocks as fill the time.

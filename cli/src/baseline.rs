@@ -7,15 +7,15 @@
 //! data and targets. The loss of a sample is `(1/2) sum_o (x_o - z_o)^2` over the outputs
 //! (the local rule's loss with `q = 1` and no masks), and one step is
 //! `v <- momentum v - lr grad; w <- w + v` over every weight, biases included (the bias is
-//! the input neuron held at 1, as in [`crate::network`]). This is the update that the local
-//! rule's [`crate::Policy::ReverseCostate`] follows in its infinite-speed limit.
+//! the input neuron held at 1, as in [`localprop::network`]). This is the update that the local
+//! rule's [`localprop::Policy::ReverseCostate`] follows in its infinite-speed limit.
 
 use crate::data::Dataset;
-use crate::error::{Error, Result};
-use crate::network::Network;
-use crate::params::Activation;
-use crate::rng::Rng;
-use crate::signal::Order;
+use localprop::error::{Error, Result};
+use localprop::network::Network;
+use localprop::params::Activation;
+use localprop::rng::Rng;
+use localprop::signal::Order;
 
 /// Per-sample SGD with heavy-ball momentum: `v <- momentum v - lr grad; w <- w + v`
 /// (`v` starts at 0).
@@ -55,7 +55,7 @@ pub struct PassResult {
 }
 
 /// The sample order of pass `pass` over `rows` rows, exactly as
-/// [`crate::signal::HeldSamples`] visits them: `0..rows` for [`Order::Sequential`], and for
+/// [`localprop::signal::HeldSamples`] visits them: `0..rows` for [`Order::Sequential`], and for
 /// [`Order::Shuffled`] the permutation of `0..rows` shuffled with seed `seed + pass`
 /// (wrapping). Empty when `rows` is 0.
 pub fn pass_order(rows: usize, order: Order, pass: u64) -> Vec<usize> {
@@ -69,7 +69,7 @@ pub fn pass_order(rows: usize, order: Order, pass: u64) -> Vec<usize> {
 /// The network's weights, their velocities and the work buffers of one sample.
 struct Learner<'a> {
     net: &'a Network,
-    ix: crate::network::EdgeIndex,
+    ix: localprop::network::EdgeIndex,
     activation: Activation,
     w: Vec<f64>,
     v: Vec<f64>,
@@ -110,7 +110,7 @@ impl<'a> Learner<'a> {
         let ix = &self.ix;
         for i in net.d()..net.n() {
             let a: f64 = ix.incoming(i).map(|e| self.w[e] * self.x[ix.src[e] as usize]).sum();
-            (self.x[i], self.g[i]) = crate::reference::sigma(self.activation, a);
+            (self.x[i], self.g[i]) = localprop::reference::sigma(self.activation, a);
         }
     }
 
@@ -225,10 +225,10 @@ fn validate(net: &Network, data: &Dataset, targets: &[f32], order: &[Vec<usize>]
 /// sample taken. Weights and velocities carry over from pass to pass.
 ///
 /// `net` must be feed-forward with every edge from a lower to a higher neuron index, as any
-/// [`crate::Topology::Layered`] network is (with or without bias); `targets` holds one row
+/// [`localprop::Topology::Layered`] network is (with or without bias); `targets` holds one row
 /// of `net.outputs().len()` values per data row (e.g. [`Dataset::one_hot`]), and every label
 /// must be below the number of outputs. Build `order` with [`pass_order`] to follow the same
-/// stream as a [`crate::signal::HeldSamples`] of the local rule (a row held for `K` steps
+/// stream as a [`localprop::signal::HeldSamples`] of the local rule (a row held for `K` steps
 /// there is one sample here).
 ///
 /// Mismatched sizes, non-finite values, an empty pass or an index out of range are an
@@ -282,14 +282,14 @@ pub fn train_prequential(
 mod tests {
     use super::*;
     use crate::data::Normalize;
-    use crate::network::NetworkSpec;
-    use crate::reference::{Problem, backprop};
-    use crate::signal::HeldSamples;
+    use localprop::network::NetworkSpec;
+    use localprop::reference::{Problem, backprop};
+    use localprop::signal::HeldSamples;
     use std::path::Path;
     use std::sync::Arc;
 
     fn digits() -> Dataset {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv.gz");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/digits.csv.gz");
         let mut d = Dataset::load_csv(&path, -1).unwrap();
         d.normalize(Normalize::MaxAbs).unwrap();
         d

@@ -7,17 +7,17 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::baseline::{SgdMomentum, pass_order, train_prequential};
-use crate::engine::{Backend, Divergence, Engine, Flow, OnDivergence};
-use crate::error::{Error, Result};
-use crate::io::checkpoint::{self, Checkpoint};
-use crate::io::config::{Experiment, Interval, MaskConfig, PreparedData, SignalConfig, rekey};
-use crate::io::output::{Diverged, PassSummary, ReplicaSummary, Summary, TraceFile, write_atomic};
-use crate::io::plot::{self, Heatmap, LinePlot, Series};
-use crate::network::Network;
-use crate::params::{Params, Speed, decimal};
-use crate::signal::Order;
-use crate::state::State;
-use crate::state::Trace;
+use crate::config::{Experiment, Interval, MaskConfig, PreparedData, SignalConfig, rekey};
+use crate::output::{Diverged, PassSummary, ReplicaSummary, Summary, TraceFile, write_atomic};
+use crate::plot::{self, Heatmap, LinePlot, Series};
+use localprop::checkpoint::{self, Checkpoint};
+use localprop::engine::{Backend, Divergence, Engine, Flow, OnDivergence};
+use localprop::error::{Error, Result};
+use localprop::network::Network;
+use localprop::params::{Params, Speed, decimal};
+use localprop::signal::Order;
+use localprop::state::State;
+use localprop::state::Trace;
 
 /// Command-line choices that override or complete the experiment file.
 #[derive(Clone, Debug, Default)]
@@ -54,7 +54,7 @@ pub fn check(path: &Path) -> Result<Checked> {
     let net = exp.network()?;
     let data = exp.load_data(&file, &net)?;
     let replicas = exp.replica_params(&net).map_err(|e| rekey(e, &file, "params"))?.len();
-    let plan = crate::plan::Plan::new(&net, replicas, 0).0;
+    let plan = localprop::plan::Plan::new(&net, replicas, 0).0;
     let (kernels, kernels_gpu) = (plan.describe(true, false), plan.describe(true, true));
     let steps = exp.total_steps(data.as_ref())?;
     exp.check_memory(&file, Some(steps))?;
@@ -70,7 +70,7 @@ pub struct Checked {
     pub steps: u64,
     /// Replicas.
     pub replicas: usize,
-    /// The kernel family of each block of synapses on the CPU ([`crate::plan::Plan::describe`]).
+    /// The kernel family of each block of synapses on the CPU ([`localprop::plan::Plan::describe`]).
     pub kernels: String,
     /// The same on a GPU.
     pub kernels_gpu: String,
@@ -732,7 +732,7 @@ fn argmax(v: &[f32]) -> usize {
 /// The backprop baseline on the same samples in the same order as the local rule saw them;
 /// returns its accuracy per pass and its per-sample outcomes.
 fn run_baseline(
-    net: &crate::Network,
+    net: &localprop::Network,
     p: &Params,
     pd: &PreparedData,
     opt: SgdMomentum,

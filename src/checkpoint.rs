@@ -368,7 +368,7 @@ fn permuted(state: &State, to: &[u32]) -> State {
 /// error case an existing file at `path` is left as it was and no temporary file remains.
 pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     let bytes = encode(path, ckpt)?;
-    super::write_atomic(path, &bytes)
+    crate::io::write_atomic(path, &bytes)
 }
 
 /// The bytes [`save`] writes for `ckpt` (version 2), with the same checks first; `name` names
@@ -561,11 +561,11 @@ fn parts(path: &Path, ckpt: &Checkpoint) -> Result<(Vec<Tensor>, HashMap<String,
 fn checksum<'a>(tensors: impl Iterator<Item = (&'a str, &'a [u8])>) -> String {
     let mut sorted: Vec<(&str, &[u8])> = tensors.collect();
     sorted.sort_by_key(|&(name, _)| name);
-    let mut crc = flate2::Crc::new();
+    let mut crc = crc32fast::Hasher::new();
     for (_, bytes) in sorted {
         crc.update(bytes);
     }
-    format!("crc32:{:08x}", crc.sum())
+    format!("crc32:{:08x}", crc.finalize())
 }
 
 /// Checks and serializes `ckpt` into the bytes of a checkpoint file.

@@ -13,11 +13,11 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Dataset, Normalize};
-use crate::engine::Backend;
-use crate::error::{Error, Result};
-use crate::network::{Init, Network, NetworkSpec, Topology};
-use crate::params::{Activation, Params, Policy, Speed};
-use crate::signal::{Constant, HeldSamples, Order, PatchedCosines, Signal, Sinusoid, Streams};
+use localprop::engine::Backend;
+use localprop::error::{Error, Result};
+use localprop::network::{Init, Network, NetworkSpec, Topology};
+use localprop::params::{Activation, Params, Policy, Speed};
+use localprop::signal::{Constant, HeldSamples, Order, PatchedCosines, Signal, Sinusoid, Streams};
 
 /// A whole experiment file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -479,7 +479,7 @@ fn one_u64() -> u64 {
     1
 }
 fn block() -> usize {
-    crate::engine::DEFAULT_BLOCK_STEPS
+    localprop::engine::DEFAULT_BLOCK_STEPS
 }
 
 impl Default for RunConfig {
@@ -684,11 +684,11 @@ impl Experiment {
         if let Err(message) = run.checkpoint_every.interval() {
             return Err(config_err(file, "run.checkpoint_every", message));
         }
-        if run.block_steps == 0 || run.block_steps > crate::layout::MAX_BLOCK_STEPS {
+        if run.block_steps == 0 || run.block_steps > localprop::layout::MAX_BLOCK_STEPS {
             return Err(config_err(
                 file,
                 "run.block_steps",
-                format!("{}: must be an integer from 1 to {}", run.block_steps, crate::layout::MAX_BLOCK_STEPS),
+                format!("{}: must be an integer from 1 to {}", run.block_steps, localprop::layout::MAX_BLOCK_STEPS),
             ));
         }
         let uses_data = matches!(self.target, SignalConfig::Data) || matches!(self.input, Some(SignalConfig::Data));
@@ -1129,7 +1129,7 @@ impl Experiment {
                     Some(MaskConfig::Prequential { hidden_steps }) => {
                         let hold = self.data.as_ref().map_or(1, |d| d.hold);
                         let hidden = *hidden_steps;
-                        Some(Box::new(crate::signal::FnSignal::new(n_out, move |step, _, out: &mut [f32]| {
+                        Some(Box::new(localprop::signal::FnSignal::new(n_out, move |step, _, out: &mut [f32]| {
                             out.fill(if step % hold < hidden { 0.0 } else { 1.0 })
                         })))
                     }

@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::error::{Error, Result};
+use localprop::error::{Error, Result};
 
 /// The largest class label [`Dataset::load_csv`] accepts, so that one-hot targets stay
 /// allocatable (`rows * (MAX_LABEL + 1)` values at most).
@@ -293,7 +293,7 @@ mod tests {
     use std::path::PathBuf;
 
     fn digits_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("data/digits.csv.gz")
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/digits.csv.gz")
     }
 
     /// A file under the temp folder, unique to this process and `name`.

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand, ValueEnum};
-use localprop::experiment::{self, RunOptions};
-use localprop::{Backend, bp_limit};
+use localprop::Backend;
+use localprop_cli::bp_limit;
+use localprop_cli::experiment::{self, RunOptions};
 
 #[derive(Parser)]
 #[command(name = "localprop", version, about = "Hamiltonian local propagation: run, resume and check experiments")]
@@ -17,7 +18,7 @@ struct Cli {
     command: Command,
     /// Memory a run may use, such as `8G` or `512M` (default: the memory the system reports
     /// available); a run estimated to need more is refused before it starts.
-    #[arg(long, global = true, value_parser = localprop::budget::parse_size)]
+    #[arg(long, global = true, value_parser = localprop_cli::budget::parse_size)]
     max_memory: Option<u64>,
 }
 
@@ -47,7 +48,7 @@ enum Command {
         /// Backend (default: the file's `run.backend`, itself `auto` by default).
         #[arg(long, value_enum)]
         backend: Option<BackendArg>,
-        /// Output folder (default: out/<experiment name>).
+        /// Output folder (default: out/ and the experiment's name).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Steps to run, overriding the file's `run.steps` or `run.passes`.
@@ -70,7 +71,7 @@ enum Command {
         /// Steps to run (default: the configuration's length).
         #[arg(long)]
         steps: Option<u64>,
-        /// Output folder (default: <checkpoint folder>-resumed).
+        /// Output folder (default: the checkpoint's folder with -resumed appended).
         #[arg(long)]
         out: Option<PathBuf>,
         /// Backend.
@@ -130,7 +131,7 @@ fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
     let cli = Cli::parse();
     if let Some(bytes) = cli.max_memory {
-        localprop::budget::set_max_memory(bytes);
+        localprop_cli::budget::set_max_memory(bytes);
     }
     match dispatch(cli.command) {
         Ok(code) => code,
@@ -168,7 +169,7 @@ fn stop_on_signals() -> Option<Arc<AtomicBool>> {
 const INTERRUPTED: i32 = 130;
 
 /// `report`, and the exit status: 130 for an interrupted run, 1 when every replica diverged.
-fn finish(summary: &localprop::io::output::Summary, out: &std::path::Path, checkpoint: &str) -> ExitCode {
+fn finish(summary: &localprop_cli::output::Summary, out: &std::path::Path, checkpoint: &str) -> ExitCode {
     report(summary, out);
     if summary.replicas.iter().all(|r| r.diverged.is_some()) {
         eprintln!(
@@ -252,7 +253,7 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(s: &localprop::io::output::Summary, out: &std::path::Path) {
+fn report(s: &localprop_cli::output::Summary, out: &std::path::Path) {
     let mut on = s.adapter.as_deref().map_or(s.backend.clone(), |a| format!("{} ({a})", s.backend));
     if s.backend_reason.starts_with("auto") {
         on.push_str(&format!(" [{}]", s.backend_reason));
@@ -318,7 +319,7 @@ fn bench(
     record_every: Option<u64>,
     json: Option<PathBuf>,
 ) -> localprop::Result<()> {
-    use localprop::bench;
+    use localprop_cli::bench;
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(localprop::Error::param("--seconds", seconds, "a finite number of seconds > 0"));
     }

@@ -3,22 +3,25 @@
 //! `resume` continues bit for bit (from version-1 checkpoints too); bad files fail with a
 //! named problem and write nothing.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
+
+use common::root;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use localprop::io::checkpoint;
-use localprop::io::config::Experiment;
-use localprop::io::output::Summary;
+use localprop::checkpoint;
 use localprop::{Backend, Engine};
+use localprop_cli::config::Experiment;
+use localprop_cli::output::Summary;
 use safetensors::Dtype;
 use safetensors::tensor::TensorView;
 
 const BIN: &str = env!("CARGO_BIN_EXE_localprop");
 
 fn configs() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs");
+    let dir = root().join("examples/configs");
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -34,7 +37,7 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 fn localprop(args: &[&str]) -> Output {
-    localprop_in(Path::new("."), args)
+    localprop_in(root(), args)
 }
 
 fn ok(out: &Output) -> String {
@@ -125,7 +128,7 @@ fn small_runs_of_every_shipped_experiment_write_every_output() {
                 assert!((nmse - mse / var).abs() <= 1e-6 * (mse / var), "{name}: NMSE {nmse} vs {}", mse / var);
             }
         }
-        if matches!(exp.target, localprop::io::config::SignalConfig::Data) {
+        if matches!(exp.target, localprop_cli::config::SignalConfig::Data) {
             let acc = summary.replicas[0].accuracy.as_ref().expect("classification accuracy");
             let hold = exp.data.as_ref().unwrap().hold;
             assert_eq!(acc[0].samples as u64, steps / hold, "{name}: every fully shown sample is scored once");
@@ -152,7 +155,7 @@ fn small_runs_of_every_shipped_experiment_write_every_output() {
 #[test]
 fn resume_continues_bit_for_bit() {
     for cfg in ["fig3-patched-q100.toml", "digits-online.toml"] {
-        let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs").join(cfg);
+        let cfg = root().join("examples/configs").join(cfg);
         let (a, b, whole) = (scratch("resume-a"), scratch("resume-b"), scratch("resume-whole"));
         let run = |steps: &str, out: &Path| {
             ok(&localprop(&[
@@ -204,7 +207,7 @@ fn resume_reads_a_version_1_checkpoint() {
     // A layered net with a bias, whose version-1 checkpoints listed the synapses by target
     // (CSR order), not in today's weight-vector order: resuming from the old file must give
     // what resuming from the new one gives, bit for bit.
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/digits-online.toml");
+    let cfg = root().join("examples/configs/digits-online.toml");
     let (a, old, new) = (scratch("v1-a"), scratch("v1-old"), scratch("v1-new"));
     let cli = |args: &[&str]| ok(&localprop(&[args, &["--backend", "cpu", "--quiet"]].concat()));
     cli(&["run", cfg.to_str().unwrap(), "--steps", "40", "--out", a.to_str().unwrap()]);
@@ -277,12 +280,8 @@ fn run_bad(dir: &Path, text: &str) -> (Output, PathBuf) {
 
 #[test]
 fn bad_files_name_the_problem_exit_non_zero_and_write_nothing() {
-    let fig1 =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/fig1-sinusoid-q10.toml"))
-            .unwrap();
-    let digits =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/digits-online.toml"))
-            .unwrap();
+    let fig1 = std::fs::read_to_string(root().join("examples/configs/fig1-sinusoid-q10.toml")).unwrap();
+    let digits = std::fs::read_to_string(root().join("examples/configs/digits-online.toml")).unwrap();
     let dir = scratch("bad");
     let short_csv = dir.join("short.csv");
     std::fs::write(&short_csv, "1,2,3,0\n4,5,6,1\n7,8,2\n").unwrap();
@@ -324,7 +323,7 @@ fn bad_files_name_the_problem_exit_non_zero_and_write_nothing() {
 
 #[test]
 fn an_output_folder_holding_a_run_is_not_overwritten_without_force() {
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/fig1-sinusoid-q10.toml");
+    let cfg = root().join("examples/configs/fig1-sinusoid-q10.toml");
     let dir = scratch("force");
     let args = |extra: &[&'static str]| {
         let mut a = vec![
@@ -364,14 +363,14 @@ fn python_reads_the_checkpoint_with_the_safetensors_package() {
         eprintln!("SKIPPED: python3 with safetensors and numpy not found");
         return;
     }
-    let configs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs");
+    let configs = root().join("examples/configs");
     let dir = scratch("python");
     // The sweep's net is the Fig. 1 net (5 neurons, self-loops, a bias): one dense block.
     // Without self-loops it is one sparse block.
     let sparse_cfg = dir.join("sparse.toml");
     let fig1 = std::fs::read_to_string(configs.join("fig1-sinusoid-q10.toml")).unwrap();
     std::fs::write(&sparse_cfg, fig1.replace("self_loops = true", "self_loops = false")).unwrap();
-    // The documented way to read a checkpoint (src/io/checkpoint.rs), ending in the weight
+    // The documented way to read a checkpoint (src/checkpoint.rs), ending in the weight
     // matrix of the last replica, W[i, j] = weight of j -> i.
     let script = r#"
 import json, sys
@@ -540,8 +539,8 @@ fn zero_steps_and_passes_past_64_bits_are_refused_before_anything_is_written() {
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("`--steps` = 0"));
     assert!(!out.exists(), "no folder for a refused run");
 
-    let text = std::fs::read_to_string("examples/configs/digits-online.toml").unwrap();
-    let data = std::path::absolute("data/digits.csv.gz").unwrap();
+    let text = std::fs::read_to_string(root().join("examples/configs/digits-online.toml")).unwrap();
+    let data = root().join("data/digits.csv.gz");
     let huge = text
         .replace("passes = 2", "passes = 4611686018427387904")
         .replace("\"../../data/digits.csv.gz\"", &format!("{:?}", data.to_str().unwrap()));
@@ -607,7 +606,7 @@ fn a_run_that_cannot_fit_is_refused_quickly_with_what_needs_how_much() {
     let dir = scratch("budget");
     let fig1 = "examples/configs/fig1-sinusoid-q10.toml";
     // 60,000 fully connected neurons: 3.6 G synapses, about 43 GB with w and pw.
-    let text = std::fs::read_to_string(fig1).unwrap().replace("neurons = 5", "neurons = 60000");
+    let text = std::fs::read_to_string(root().join(fig1)).unwrap().replace("neurons = 5", "neurons = 60000");
     let big = dir.join("big.toml");
     std::fs::write(&big, text).unwrap();
     let t = std::time::Instant::now();
@@ -646,7 +645,7 @@ fn a_run_that_cannot_fit_is_refused_quickly_with_what_needs_how_much() {
 #[test]
 fn data_and_experiment_files_are_read_within_caps() {
     let dir = scratch("caps");
-    let text = std::fs::read_to_string("examples/configs/digits-online.toml").unwrap();
+    let text = std::fs::read_to_string(root().join("examples/configs/digits-online.toml")).unwrap();
     let with_data = |path: &str| {
         let cfg = dir.join("data.toml");
         std::fs::write(&cfg, text.replace("\"../../data/digits.csv.gz\"", &format!("{path:?}"))).unwrap();
@@ -667,7 +666,7 @@ fn data_and_experiment_files_are_read_within_caps() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && e.contains("the gzip data, inflated holds more than 16.8 MB"), "{e}");
     // Positive control: the shipped data within the same budget.
-    let data = std::path::absolute("data/digits.csv.gz").unwrap();
+    let data = root().join("data/digits.csv.gz");
     ok(&localprop(&["check", with_data(data.to_str().unwrap()).to_str().unwrap(), "--max-memory", "64M"]));
     // An experiment "file" that never ends.
     let out = localprop(&["check", "/dev/zero"]);
@@ -678,12 +677,11 @@ fn data_and_experiment_files_are_read_within_caps() {
 /// The paper's net under `hamilton` with no damping, swept over `q`: replicas with `q = 0`
 /// stay finite for about 1,000 steps, one with `q = 1000` diverges near step 210.
 fn diverging_sweep(dir: &Path, qs: &str, steps: u64) -> PathBuf {
-    let text =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/configs/fig1-sinusoid-q10.toml"))
-            .unwrap()
-            .replace("policy = \"hsf-every-step\"", "policy = \"hamilton\"")
-            .replace("theta = 1.0", "theta = 0.0")
-            .replace("steps = 20000", &format!("steps = {steps}\ncheckpoint_every = 200"));
+    let text = std::fs::read_to_string(root().join("examples/configs/fig1-sinusoid-q10.toml"))
+        .unwrap()
+        .replace("policy = \"hsf-every-step\"", "policy = \"hamilton\"")
+        .replace("theta = 1.0", "theta = 0.0")
+        .replace("steps = 20000", &format!("steps = {steps}\ncheckpoint_every = 200"));
     let path = dir.join("diverging.toml");
     std::fs::write(&path, format!("{text}\n[sweep]\nq = {qs}\n")).unwrap();
     path
@@ -724,7 +722,7 @@ fn a_diverging_replica_is_frozen_and_reported_while_the_others_go_on() {
     // The checkpoint holds replica 1's frozen (finite) state and lists it.
     let ck = checkpoint::load(&out.join("checkpoint.safetensors")).unwrap();
     assert_eq!(ck.state.step, 500);
-    let listed: Vec<localprop::io::output::Diverged> = serde_json::from_str(&ck.metadata["diverged"]).unwrap();
+    let listed: Vec<localprop_cli::output::Diverged> = serde_json::from_str(&ck.metadata["diverged"]).unwrap();
     assert_eq!(listed, vec![d.clone()]);
     let st = &ck.state;
     assert!(st.x.iter().chain(&st.p).chain(&st.w).chain(&st.pw).all(|v| v.is_finite()));
@@ -775,7 +773,7 @@ fn a_run_whose_replicas_all_diverge_keeps_its_trace_and_last_finite_checkpoint()
 #[test]
 fn resume_refuses_data_that_changed_since_the_checkpoint() {
     let dir = scratch("resume-data");
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let text = std::fs::read_to_string(root.join("examples/configs/digits-online.toml"))
         .unwrap()
         .replace("../../data/digits.csv.gz", "digits.csv");
@@ -838,7 +836,7 @@ fn resume_refuses_data_that_changed_since_the_checkpoint() {
 #[test]
 fn final_values_name_their_step_when_the_last_step_is_not_recorded() {
     let dir = scratch("record-every");
-    let text = std::fs::read_to_string("examples/configs/fig1-sinusoid-q10.toml").unwrap();
+    let text = std::fs::read_to_string(root().join("examples/configs/fig1-sinusoid-q10.toml")).unwrap();
     let cfg = dir.join("sparse.toml");
     std::fs::write(&cfg, text.replace("record_every = 1\n", "record_every = 1000\n")).unwrap();
     let run = |steps: &str, out: &str| {

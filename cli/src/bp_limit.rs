@@ -5,7 +5,7 @@
 //! Setup: layers `[4, 16, 16, 3]` with a bias (depth 3), tanh, seed 11, targets
 //! `(0.5, -0.3, 0.1)`, `q = 1`, `reverse-costate`, `theta = 0`, weights frozen. The mismatch
 //! is `max |e_i x_j - dLoss/dw_ij| / max |dLoss/dw|` over all synapses, against
-//! [`crate::reference::backprop`] at the same instant.
+//! [`localprop::reference::backprop`] at the same instant.
 //!
 //! - Exact limit: constant input, `c tau = 1`, read after `2D + 1` steps.
 //! - Speed sweep: input `u_k(t) = sin(omega t + k)` with `omega = 1`, `tau = 1e-3`,
@@ -14,14 +14,14 @@
 
 use std::path::Path;
 
-use crate::engine::Engine;
-use crate::error::Result;
-use crate::io::output::write_atomic;
-use crate::io::plot::{self, LinePlot, Series};
-use crate::network::{Network, NetworkSpec};
-use crate::params::{Params, Speed};
-use crate::reference::{Problem, backprop};
-use crate::signal::{Constant, FnSignal, Streams};
+use crate::output::write_atomic;
+use crate::plot::{self, LinePlot, Series};
+use localprop::engine::Engine;
+use localprop::error::Result;
+use localprop::network::{Network, NetworkSpec};
+use localprop::params::{Params, Speed};
+use localprop::reference::{Problem, backprop};
+use localprop::signal::{Constant, FnSignal, Streams};
 
 const SIZES: [usize; 4] = [4, 16, 16, 3];
 const TARGETS: [f32; 3] = [0.5, -0.3, 0.1];
@@ -99,7 +99,7 @@ pub fn log_log_slope(x: &[f64], y: &[f64]) -> f64 {
 
 /// Runs both parts, prints the table, writes `bp_limit.csv` and `bp_limit.png` into `out`.
 pub fn run(out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).map_err(|source| crate::Error::Io { path: out.display().to_string(), source })?;
+    std::fs::create_dir_all(out).map_err(|source| localprop::Error::Io { path: out.display().to_string(), source })?;
     let exact = exact_limit()?;
     println!("Exact limit: layers {SIZES:?} + bias, c tau = 1, constant input, after 2D + 1 = 7 steps:");
     println!("  max |e_i x_j - dLoss/dw_ij| / max |dLoss/dw| = {exact:.2e}\n");

@@ -20,7 +20,7 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::error::{Error, Result};
+use localprop::error::{Error, Result};
 
 /// The embedded font (DejaVu Sans 2.37, regular).
 const FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
@@ -263,7 +263,7 @@ fn render(w: u32, h: u32, draw: impl FnOnce(&DrawingArea<BitMapBackend, Shift>) 
 /// Encodes the RGB buffer `rgb` (`w x h`) as PNG and writes it to `path` atomically.
 fn write_png(path: &Path, w: u32, h: u32, rgb: &[u8]) -> Result<()> {
     let png = encode_png(w, h, rgb).map_err(|e| data_error(path, format!("PNG encoding failed: {e}")))?;
-    super::write_atomic(path, &png)
+    localprop::io::write_atomic(path, &png)
 }
 
 /// The PNG file of the RGB buffer `rgb` (`w x h`, 8 bits per channel).
@@ -1432,7 +1432,7 @@ mod tests {
 
 #[cfg(test)]
 mod samples {
-    //! `cargo test --lib io::plot::samples -- --ignored` writes sample plots to
+    //! `cargo test -p localprop-cli --lib plot::samples -- --ignored` writes sample plots to
     //! `$TMPDIR/localprop-plot-samples/` for a look.
     use super::*;
 
