@@ -30,6 +30,7 @@ pub const AUTO_GPU_SYNAPSES: usize = 1 << 18;
 
 /// Where the steps run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 pub enum Backend {
     /// The CPU kernels of [`crate::cpu`].
     #[default]
@@ -48,6 +49,23 @@ impl Backend {
             Backend::Gpu => "gpu",
             Backend::Auto => "auto",
         }
+    }
+}
+
+impl Backend {
+    /// Every backend.
+    pub const ALL: [Backend; 3] = [Backend::Cpu, Backend::Gpu, Backend::Auto];
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+
+    /// The backend called `name` ([`Backend::name`]): `cpu`, `gpu` or `auto`.
+    fn from_str(name: &str) -> Result<Backend> {
+        Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == name)
+            .ok_or_else(|| Error::param("backend", format!("{name:?}"), "one of cpu, gpu, auto"))
     }
 }
 

@@ -18,6 +18,7 @@ use crate::rng::Rng;
 
 /// How the edges of a network are laid out.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 pub enum Topology {
     /// Layers `sizes[0] -> sizes[1] -> ...`, each layer fully connected to the next;
     /// `sizes[0]` is the number of external inputs, the last layer holds the outputs.
@@ -60,6 +61,7 @@ pub enum Topology {
 
 /// How initial weights are drawn (all seeded; `fan_in` counts the bias edge).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 pub enum Init {
     /// `w ~ U(-gain / sqrt(fan_in), gain / sqrt(fan_in))`, the default with `gain = 1`.
     Uniform {
@@ -75,13 +77,66 @@ pub enum Init {
     Zero,
 }
 
+impl Topology {
+    /// Every topology's [`name`](Topology::name), as experiment files write them (`kind`).
+    pub const NAMES: [&'static str; 4] = ["layered", "fully-connected", "random-sparse", "edges"];
+
+    /// The name used in experiment files.
+    pub fn name(&self) -> &'static str {
+        Self::NAMES[match self {
+            Topology::Layered { .. } => 0,
+            Topology::FullyConnected { .. } => 1,
+            Topology::RandomSparse { .. } => 2,
+            Topology::Edges { .. } => 3,
+        }]
+    }
+}
+
 impl Default for Init {
     fn default() -> Self {
         Init::Uniform { gain: 1.0 }
     }
 }
 
+impl Init {
+    /// Every initialisation's [`name`](Init::name), as experiment files write them.
+    pub const NAMES: [&'static str; 3] = ["uniform", "normal", "zero"];
+
+    /// The name used in experiment files.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[match self {
+            Init::Uniform { .. } => 0,
+            Init::Normal { .. } => 1,
+            Init::Zero => 2,
+        }]
+    }
+
+    /// The initialisation called `name` with scale `gain` (which `zero` ignores). The error
+    /// names an unknown name or a gain that is not finite (it is checked whatever the name:
+    /// a non-finite value does not survive the JSON that checkpoints store).
+    pub fn named(name: &str, gain: f32) -> Result<Init> {
+        if !gain.is_finite() {
+            return Err(Error::param("init_gain", gain, "a finite number"));
+        }
+        Ok(match name {
+            "uniform" => Init::Uniform { gain },
+            "normal" => Init::Normal { gain },
+            "zero" => Init::Zero,
+            _ => return Err(Error::param("init", format!("{name:?}"), format!("one of {}", Self::NAMES.join(", ")))),
+        })
+    }
+
+    /// The scale of the initial weights (`1` for [`Init::Zero`], where it plays no part).
+    pub fn gain(self) -> f32 {
+        match self {
+            Init::Uniform { gain } | Init::Normal { gain } => gain,
+            Init::Zero => 1.0,
+        }
+    }
+}
+
 /// A complete description of a network, from which [`Network::build`] makes the graph.
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[derive(Clone, Debug, PartialEq)]
 pub struct NetworkSpec {
     /// The edge layout.
@@ -647,6 +702,24 @@ impl Network {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_match_their_variants() {
+        let inits = [Init::Uniform { gain: 0.5 }, Init::Normal { gain: 2.0 }, Init::Zero];
+        assert_eq!(inits.map(Init::name), Init::NAMES);
+        for init in inits {
+            assert_eq!(Init::named(init.name(), init.gain()).unwrap(), init);
+        }
+        assert!(Init::named("uniform", f32::NAN).is_err());
+        assert!(Init::named("xavier", 1.0).is_err());
+        let topologies = [
+            Topology::Layered { sizes: vec![1, 2] },
+            Topology::FullyConnected { inputs: 1, neurons: 2, self_loops: false },
+            Topology::RandomSparse { inputs: 1, neurons: 2, fan_in: 1, self_loops: false },
+            Topology::Edges { inputs: 1, neurons: 2, edges: vec![] },
+        ];
+        assert_eq!(topologies.each_ref().map(Topology::name), Topology::NAMES);
+    }
 
     #[test]
     fn dense_topologies_are_dense_blocks_without_edge_lists() {

@@ -6,6 +6,7 @@ use crate::network::Network;
 /// The neuron nonlinearity `sigma`. One closed form serves the CPU and the GPU
 /// (see [`crate::activation`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 pub enum Activation {
     /// `tanh(a)`, the default.
     #[default]
@@ -39,6 +40,7 @@ impl Activation {
 /// How the Hamiltonian vector field is signed at each step (theory, section 6).
 /// The rescaling terms `-theta (.)` of the scaled costates are never flipped.
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 pub enum Policy {
     /// The true Hamilton equations, all signs `+1`. Forward integration is unstable;
     /// kept for reference.
@@ -77,17 +79,40 @@ impl Policy {
 
     /// The name used in experiment files.
     pub fn name(self) -> &'static str {
-        match self {
-            Policy::Hamilton => "hamilton",
-            Policy::ReverseCostate => "reverse-costate",
-            Policy::Hsf { .. } => "hsf",
-            Policy::HsfEveryStep => "hsf-every-step",
-        }
+        Self::NAMES[match self {
+            Policy::Hamilton => 0,
+            Policy::ReverseCostate => 1,
+            Policy::Hsf { .. } => 2,
+            Policy::HsfEveryStep => 3,
+        }]
+    }
+
+    /// Every policy's [`name`](Policy::name), as experiment files write them.
+    pub const NAMES: [&'static str; 4] = ["hamilton", "reverse-costate", "hsf", "hsf-every-step"];
+
+    /// The policy called `name`, with the parameter that policy takes as experiment files give
+    /// it: `hsf` needs `hsf_frequency`, the others take none. The error names the unknown
+    /// name, or the missing or unused parameter.
+    pub fn named(name: &str, hsf_frequency: Option<f64>) -> Result<Policy> {
+        let policy = match (name, hsf_frequency) {
+            ("hsf", Some(frequency)) => Policy::Hsf { frequency },
+            ("hsf", None) => return Err(Error::param("hsf_frequency", "missing", "required by policy = \"hsf\"")),
+            (_, Some(f)) if Self::NAMES.contains(&name) => {
+                return Err(Error::param("hsf_frequency", f, "only used by policy = \"hsf\""));
+            }
+            ("hamilton", None) => Policy::Hamilton,
+            ("reverse-costate", None) => Policy::ReverseCostate,
+            ("hsf-every-step", None) => Policy::HsfEveryStep,
+            _ => return Err(Error::param("policy", format!("{name:?}"), format!("one of {}", Self::NAMES.join(", ")))),
+        };
+        debug_assert_eq!(policy.name(), name);
+        Ok(policy)
     }
 }
 
 /// The propagation speed `c`: one value for every neuron, or one per non-input neuron.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(untagged))]
 pub enum Speed {
     /// The same `c` for every non-input neuron.
     Global(f32),
@@ -111,6 +136,7 @@ impl Speed {
 
 /// Every parameter of the dynamics for one replica (theory, sections 2-7).
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(default, deny_unknown_fields))]
 pub struct Params {
     /// Propagation speed `c > 0`, with `0 < c tau <= 2`.
     pub c: Speed,
@@ -249,5 +275,47 @@ impl Params {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_policy_is_made_from_its_name_and_only_with_its_parameter() {
+        let all = [Policy::Hamilton, Policy::ReverseCostate, Policy::Hsf { frequency: 0.25 }, Policy::HsfEveryStep];
+        assert_eq!(all.map(Policy::name), Policy::NAMES);
+        for p in all {
+            let frequency = match p {
+                Policy::Hsf { frequency } => Some(frequency),
+                _ => None,
+            };
+            assert_eq!(Policy::named(p.name(), frequency).unwrap(), p);
+            let wrong = if frequency.is_some() { None } else { Some(1.0) };
+            let Err(Error::Param { field, .. }) = Policy::named(p.name(), wrong) else { panic!("{p:?}") };
+            assert_eq!(field, "hsf_frequency");
+        }
+        let Err(Error::Param { field, allowed, .. }) = Policy::named("hsf-sometimes", None) else { panic!() };
+        assert_eq!(field, "policy");
+        assert!(Policy::NAMES.iter().all(|n| allowed.contains(n)), "{allowed}");
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn params_read_back_from_json_and_missing_keys_take_the_defaults() {
+        for p in [Params::tracking(10.0), Params { policy: Policy::Hsf { frequency: 0.5 }, ..Params::default() }] {
+            let text = serde_json::to_string(&p).unwrap();
+            assert_eq!(serde_json::from_str::<Params>(&text).unwrap(), p, "{text}");
+        }
+        let some: Params = serde_json::from_str(r#"{"q": 3.0, "c": [1.0, 2.0], "activation": "logistic"}"#).unwrap();
+        let want = Params {
+            q: 3.0,
+            c: Speed::PerNeuron(vec![1.0, 2.0]),
+            activation: Activation::Logistic,
+            ..Params::default()
+        };
+        assert_eq!(some, want);
+        assert!(serde_json::from_str::<Params>(r#"{"qq": 3.0}"#).is_err(), "an unknown key is refused");
     }
 }

@@ -156,9 +156,11 @@ impl Signal for PatchedCosines {
 }
 
 /// The order in which [`HeldSamples`] visits its rows in each pass.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
 pub enum Order {
-    /// Rows in file order, every pass.
+    /// Rows in file order, every pass. The default.
+    #[default]
     Sequential,
     /// A fresh seeded permutation per pass (pass `k` uses seed `seed + k`), the same for
     /// every stream built with the same seed, so inputs and targets stay paired.
@@ -166,6 +168,28 @@ pub enum Order {
         /// Seed of pass 0.
         seed: u64,
     },
+}
+
+impl Order {
+    /// Every order's [`name`](Order::name), as experiment files write them.
+    pub const NAMES: [&'static str; 2] = ["sequential", "shuffled"];
+
+    /// The name used in experiment files.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[match self {
+            Order::Sequential => 0,
+            Order::Shuffled { .. } => 1,
+        }]
+    }
+
+    /// The order called `name`, shuffled with `seed` (which `sequential` ignores).
+    pub fn named(name: &str, seed: u64) -> Result<Order> {
+        match name {
+            "sequential" => Ok(Order::Sequential),
+            "shuffled" => Ok(Order::Shuffled { seed }),
+            _ => Err(Error::param("order", format!("{name:?}"), format!("one of {}", Self::NAMES.join(", ")))),
+        }
+    }
 }
 
 /// Rows of a data set, each held for `hold` steps: step `n` shows row `perm(n / hold)`.

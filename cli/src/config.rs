@@ -60,8 +60,9 @@ pub struct Experiment {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkConfig {
-    /// `layered`, `fully-connected`, `random-sparse` or `edges`.
-    pub kind: NetworkKind,
+    /// `layered`, `fully-connected`, `random-sparse` or `edges` ([`Topology::NAMES`]).
+    #[serde(deserialize_with = "topology_name")]
+    pub kind: String,
     /// Layer widths, inputs first (`layered`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sizes: Option<Vec<usize>>,
@@ -86,147 +87,90 @@ pub struct NetworkConfig {
     /// Output neurons (default: the last layer, or the first non-input neuron).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outputs: Option<Vec<usize>>,
-    /// `uniform`, `normal` or `zero`.
-    #[serde(default)]
-    pub init: InitKind,
-    /// Scale of the initial weights (times `1/sqrt(fan_in)`).
-    #[serde(default = "one")]
+    /// `uniform`, `normal` or `zero` ([`Init::NAMES`]; default [`Init::default`]).
+    #[serde(default = "default_init", deserialize_with = "init_name")]
+    pub init: String,
+    /// Scale of the initial weights (times `1/sqrt(fan_in)`; default [`Init::default`]'s).
+    #[serde(default = "default_init_gain")]
     pub init_gain: f32,
     /// Seed of the weights (and of the random edges).
     #[serde(default)]
     pub seed: u64,
 }
 
-/// The network kinds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NetworkKind {
-    /// Layers fully connected to the next.
-    Layered,
-    /// Every neuron fed by every input and every other neuron.
-    FullyConnected,
-    /// `fan_in` random parents per neuron.
-    RandomSparse,
-    /// An explicit edge list.
-    Edges,
+fn default_init() -> String {
+    Init::default().name().into()
+}
+fn default_init_gain() -> f32 {
+    Init::default().gain()
 }
 
-/// Weight initialisation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InitKind {
-    /// `U(-g/sqrt(fan_in), g/sqrt(fan_in))`.
-    #[default]
-    Uniform,
-    /// `N(0, (g/sqrt(fan_in))^2)`.
-    Normal,
-    /// All zero.
-    Zero,
+/// A name from one of the engine's lists of names (`Topology::NAMES`, `Policy::NAMES`...),
+/// checked as the file is read so that an unknown one is an error at its line, listing them.
+fn name_in<'de, D: serde::Deserializer<'de>>(
+    d: D,
+    names: &'static [&'static str],
+) -> std::result::Result<String, D::Error> {
+    let name = String::deserialize(d)?;
+    match names.contains(&name.as_str()) {
+        true => Ok(name),
+        false => Err(serde::de::Error::unknown_variant(&name, names)),
+    }
+}
+fn topology_name<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    name_in(d, &Topology::NAMES)
+}
+fn init_name<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    name_in(d, &Init::NAMES)
+}
+fn policy_name<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    name_in(d, &Policy::NAMES)
+}
+fn normalize_name<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    name_in(d, &Normalize::NAMES)
+}
+fn order_name<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    name_in(d, &Order::NAMES)
 }
 
-fn one() -> f32 {
-    1.0
-}
-
-/// `[params]`.
+/// `[params]`: the engine's [`Params`] as a file gives them, every key optional, the
+/// defaults [`Params::default`]'s. The policy is a name with its parameter beside it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ParamsConfig {
     /// Speed: one number, or one per non-input neuron.
-    #[serde(default = "default_c")]
-    pub c: SpeedConfig,
+    pub c: Speed,
     /// Euler step.
-    #[serde(default = "default_tau")]
     pub tau: f32,
     /// Accuracy weight.
-    #[serde(default = "one")]
     pub q: f32,
     /// Kinetic weight (1/r acts as the learning rate).
-    #[serde(default = "one")]
     pub r: f32,
     /// Weight regulariser of `(r_w/2)|w|^2` (the paper's `r_w` is half of this value).
-    #[serde(default)]
     pub r_w: f32,
     /// Dissipation.
-    #[serde(default)]
     pub theta: f32,
     /// `tanh`, `logistic` or `identity`.
-    #[serde(default)]
-    pub activation: ActivationName,
-    /// `hamilton`, `reverse-costate`, `hsf` or `hsf-every-step`.
-    #[serde(default)]
-    pub policy: PolicyName,
+    pub activation: Activation,
+    /// One of [`Policy::NAMES`].
+    #[serde(deserialize_with = "policy_name")]
+    pub policy: String,
     /// Flip frequency `f` of `policy = "hsf"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hsf_frequency: Option<f64>,
     /// Whether the weights learn.
-    #[serde(default = "yes")]
     pub learning: bool,
-}
-
-fn default_c() -> SpeedConfig {
-    SpeedConfig::Global(1.0)
-}
-fn default_tau() -> f32 {
-    0.1
-}
-fn yes() -> bool {
-    true
 }
 
 impl Default for ParamsConfig {
     fn default() -> Self {
-        ParamsConfig {
-            c: default_c(),
-            tau: default_tau(),
-            q: 1.0,
-            r: 1.0,
-            r_w: 0.0,
-            theta: 0.0,
-            activation: ActivationName::default(),
-            policy: PolicyName::default(),
-            hsf_frequency: None,
-            learning: true,
-        }
+        let Params { c, tau, q, r, r_w, theta, activation, policy, learning } = Params::default();
+        let hsf_frequency = match policy {
+            Policy::Hsf { frequency } => Some(frequency),
+            _ => None,
+        };
+        ParamsConfig { c, tau, q, r, r_w, theta, activation, policy: policy.name().into(), hsf_frequency, learning }
     }
-}
-
-/// One speed or one per non-input neuron.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum SpeedConfig {
-    /// The same for every neuron.
-    Global(f32),
-    /// Per non-input neuron.
-    PerNeuron(Vec<f32>),
-}
-
-/// Activation names.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ActivationName {
-    /// tanh.
-    #[default]
-    Tanh,
-    /// Logistic.
-    Logistic,
-    /// Identity.
-    Identity,
-}
-
-/// Sign policy names.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PolicyName {
-    /// No flip.
-    Hamilton,
-    /// Costate equations reversed.
-    #[default]
-    ReverseCostate,
-    /// Sign flip `sign(cos(2 pi f t))`.
-    Hsf,
-    /// Sign flip at every step.
-    HsfEveryStep,
 }
 
 /// An input or target stream.
@@ -313,18 +257,20 @@ pub struct DataConfig {
     /// Column of the label (negative counts from the end; -1 = last).
     #[serde(default = "minus_one")]
     pub label_column: isize,
-    /// `none`, `max-abs`, `z-score` or `range` (with `normalize_range`).
-    #[serde(default)]
-    pub normalize: NormalizeName,
+    /// `none`, `max-abs`, `z-score` or `range` (with `normalize_range`): [`Normalize::NAMES`].
+    #[serde(default = "default_normalize")]
+    #[serde(deserialize_with = "normalize_name")]
+    pub normalize: String,
     /// `[min, max]` mapped to `[0, 1]` when `normalize = "range"`.
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "exact_array")]
     pub normalize_range: Option<[f32; 2]>,
     /// Steps each sample is held.
     #[serde(default = "ten")]
     pub hold: u64,
-    /// `sequential` or `shuffled` (a new seeded order per pass).
-    #[serde(default)]
-    pub order: OrderName,
+    /// `sequential` or `shuffled` (a new seeded order per pass): [`Order::NAMES`].
+    #[serde(default = "default_order")]
+    #[serde(deserialize_with = "order_name")]
+    pub order: String,
     /// Seed of the shuffles.
     #[serde(default)]
     pub shuffle_seed: u64,
@@ -361,6 +307,12 @@ where
     exact.collect::<std::result::Result<_, _>>().map(Some).map_err(serde::de::Error::custom)
 }
 
+fn default_normalize() -> String {
+    Normalize::default().name().into()
+}
+fn default_order() -> String {
+    Order::default().name().into()
+}
 fn minus_one() -> isize {
     -1
 }
@@ -374,54 +326,24 @@ fn off() -> f32 {
     -0.8
 }
 
-/// Normalisation names.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum NormalizeName {
-    /// As in the file.
-    None,
-    /// Each column divided by its largest absolute value.
-    #[default]
-    MaxAbs,
-    /// Each column to zero mean and unit variance.
-    ZScore,
-    /// `normalize_range = [min, max]` mapped to `[0, 1]`.
-    Range,
-}
-
-/// Order names.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum OrderName {
-    /// File order.
-    #[default]
-    Sequential,
-    /// Shuffled per pass.
-    Shuffled,
-}
-
-/// `[run]`.
+/// `[run]`, every key optional (the defaults are [`RunConfig::default`]'s).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct RunConfig {
     /// Steps to run (give this or `passes`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub steps: Option<u64>,
     /// Passes over the data set (data experiments).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub passes: Option<u64>,
     /// Record every n-th step in the trace.
-    #[serde(default = "one_u64")]
     pub record_every: u64,
     /// `cpu`, `gpu` or `auto` (the command line's `--backend` overrides it).
-    #[serde(default)]
-    pub backend: BackendName,
+    pub backend: Backend,
     /// Steps per block.
-    #[serde(default = "block")]
     pub block_steps: usize,
     /// How often a long run saves its checkpoint: a number of steps (`50000`), or a time
-    /// (`"90s"`, `"10min"`, `"2h"`); default `"10min"`.
-    #[serde(default)]
+    /// (`"90s"`, `"10min"`, `"2h"`).
     pub checkpoint_every: CheckpointEvery,
 }
 
@@ -475,46 +397,15 @@ impl CheckpointEvery {
     }
 }
 
-fn one_u64() -> u64 {
-    1
-}
-fn block() -> usize {
-    localprop::engine::DEFAULT_BLOCK_STEPS
-}
-
 impl Default for RunConfig {
     fn default() -> Self {
         RunConfig {
             steps: None,
             passes: None,
             record_every: 1,
-            backend: BackendName::Auto,
-            block_steps: block(),
+            backend: Backend::Auto,
+            block_steps: localprop::engine::DEFAULT_BLOCK_STEPS,
             checkpoint_every: CheckpointEvery::default(),
-        }
-    }
-}
-
-/// Backend names.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BackendName {
-    /// CPU.
-    Cpu,
-    /// GPU.
-    Gpu,
-    /// GPU if any, else CPU.
-    #[default]
-    Auto,
-}
-
-impl BackendName {
-    /// The engine's backend.
-    pub fn backend(self) -> Backend {
-        match self {
-            BackendName::Cpu => Backend::Cpu,
-            BackendName::Gpu => Backend::Gpu,
-            BackendName::Auto => Backend::Auto,
         }
     }
 }
@@ -552,8 +443,63 @@ pub struct BaselineConfig {
     pub momentum: f32,
 }
 
-/// One swept parameter: its name and values.
-pub type Axis = (&'static str, Vec<f32>);
+/// A parameter a sweep varies: `[sweep]`'s keys, in the order replicas enumerate them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SweepAxis {
+    /// [`Params::q`].
+    Q,
+    /// [`Params::r`].
+    R,
+    /// [`Params::r_w`].
+    RW,
+    /// [`Params::theta`].
+    Theta,
+    /// [`Params::c`], one speed for every neuron.
+    C,
+}
+
+impl SweepAxis {
+    /// Every axis, in the order replicas enumerate them (the last varying fastest).
+    pub const ALL: [SweepAxis; 5] = [SweepAxis::Q, SweepAxis::R, SweepAxis::RW, SweepAxis::Theta, SweepAxis::C];
+
+    /// The key in `[sweep]` and the parameter's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SweepAxis::Q => "q",
+            SweepAxis::R => "r",
+            SweepAxis::RW => "r_w",
+            SweepAxis::Theta => "theta",
+            SweepAxis::C => "c",
+        }
+    }
+
+    /// Sets this parameter of `p` to `v`.
+    pub fn set(self, p: &mut Params, v: f32) {
+        match self {
+            SweepAxis::Q => p.q = v,
+            SweepAxis::R => p.r = v,
+            SweepAxis::RW => p.r_w = v,
+            SweepAxis::Theta => p.theta = v,
+            SweepAxis::C => p.c = Speed::Global(v),
+        }
+    }
+}
+
+impl SweepConfig {
+    /// The values given for `axis`, if any.
+    pub fn values(&self, axis: SweepAxis) -> Option<&Vec<f32>> {
+        match axis {
+            SweepAxis::Q => self.q.as_ref(),
+            SweepAxis::R => self.r.as_ref(),
+            SweepAxis::RW => self.r_w.as_ref(),
+            SweepAxis::Theta => self.theta.as_ref(),
+            SweepAxis::C => self.c.as_ref(),
+        }
+    }
+}
+
+/// One swept parameter and its values.
+pub type Axis = (SweepAxis, Vec<f32>);
 
 /// A data set ready for streaming: features, one-hot targets.
 #[derive(Clone, Debug)]
@@ -715,22 +661,7 @@ impl Experiment {
                     format!("{}: data experiments record every step to score predictions; use 1", run.record_every),
                 ));
             }
-            match (d.normalize, d.normalize_range) {
-                (NormalizeName::Range, None) => {
-                    return Err(config_err(file, "data.normalize_range", "missing: `range` needs `[min, max]`"));
-                }
-                (NormalizeName::Range, Some([lo, hi])) if !(lo.is_finite() && hi.is_finite() && hi > lo) => {
-                    return Err(config_err(
-                        file,
-                        "data.normalize_range",
-                        format!("[{lo}, {hi}]: need finite min < max"),
-                    ));
-                }
-                (n, Some(_)) if n != NormalizeName::Range => {
-                    return Err(config_err(file, "data.normalize_range", "only used with `normalize = \"range\"`"));
-                }
-                _ => {}
-            }
+            Normalize::named(&d.normalize, d.normalize_range).map_err(|e| rekey(e, file, "data"))?;
         }
         if let Some(MaskConfig::Prequential { hidden_steps }) = &self.mask {
             let Some(d) = &self.data else {
@@ -916,13 +847,37 @@ impl Experiment {
             ("fan_in", n.fan_in.is_some()),
             ("edges", n.edges.is_some()),
         ];
-        let (allowed, required): (&[&str], &[&str]) = match n.kind {
-            NetworkKind::Layered => (&["sizes"], &["sizes"]),
-            NetworkKind::FullyConnected => (&["inputs", "neurons", "self_loops"], &["neurons"]),
-            NetworkKind::RandomSparse => (&["inputs", "neurons", "self_loops", "fan_in"], &["neurons", "fan_in"]),
-            NetworkKind::Edges => (&["inputs", "neurons", "edges"], &["neurons", "edges"]),
+        let inputs = n.inputs.unwrap_or(0);
+        let neurons = n.neurons.unwrap_or(0);
+        let self_loops = n.self_loops.unwrap_or(false);
+        // Each kind's topology from the keys it uses, and those it requires.
+        let (topology, allowed, required): (Topology, &[&str], &[&str]) = match n.kind.as_str() {
+            "layered" => (Topology::Layered { sizes: n.sizes.clone().unwrap_or_default() }, &["sizes"], &["sizes"]),
+            "fully-connected" => (
+                Topology::FullyConnected { inputs, neurons, self_loops },
+                &["inputs", "neurons", "self_loops"],
+                &["neurons"],
+            ),
+            "random-sparse" => (
+                Topology::RandomSparse { inputs, neurons, fan_in: n.fan_in.unwrap_or(0), self_loops },
+                &["inputs", "neurons", "self_loops", "fan_in"],
+                &["neurons", "fan_in"],
+            ),
+            "edges" => (
+                Topology::Edges { inputs, neurons, edges: n.edges.iter().flatten().map(|&[j, i]| (j, i)).collect() },
+                &["inputs", "neurons", "edges"],
+                &["neurons", "edges"],
+            ),
+            other => {
+                return Err(Error::param(
+                    "kind",
+                    format!("{other:?}"),
+                    format!("one of {}", Topology::NAMES.join(", ")),
+                ));
+            }
         };
-        let kind = serde_json::to_string(&n.kind).unwrap_or_default();
+        debug_assert_eq!(topology.name(), n.kind);
+        let kind = format!("{:?}", n.kind);
         for (key, present) in given {
             if present && !allowed.contains(&key) {
                 return Err(Error::param(key, "given", format!("not used by kind = {kind} (it uses {allowed:?})")));
@@ -933,63 +888,22 @@ impl Experiment {
                 return Err(Error::param(*key, "missing", format!("required by kind = {kind}")));
             }
         }
-        let inputs = n.inputs.unwrap_or(0);
-        let neurons = n.neurons.unwrap_or(0);
-        let self_loops = n.self_loops.unwrap_or(false);
-        let topology = match n.kind {
-            NetworkKind::Layered => Topology::Layered { sizes: n.sizes.clone().unwrap_or_default() },
-            NetworkKind::FullyConnected => Topology::FullyConnected { inputs, neurons, self_loops },
-            NetworkKind::RandomSparse => {
-                Topology::RandomSparse { inputs, neurons, fan_in: n.fan_in.unwrap_or(0), self_loops }
-            }
-            NetworkKind::Edges => {
-                Topology::Edges { inputs, neurons, edges: n.edges.iter().flatten().map(|&[j, i]| (j, i)).collect() }
-            }
-        };
-        // Checked whatever the init: `zero` ignores it, but a NaN or an infinity would not read
-        // back from the JSON that checkpoints and summaries store (it becomes `null`).
-        if !n.init_gain.is_finite() {
-            return Err(Error::param("init_gain", n.init_gain, "a finite number"));
-        }
-        let init = match n.init {
-            InitKind::Uniform => Init::Uniform { gain: n.init_gain },
-            InitKind::Normal => Init::Normal { gain: n.init_gain },
-            InitKind::Zero => Init::Zero,
-        };
+        let init = Init::named(&n.init, n.init_gain)?;
         Ok(NetworkSpec { topology, bias: n.bias, outputs: n.outputs.clone(), init, seed: n.seed })
     }
 
     /// The parameters without the sweep.
     pub fn base_params(&self) -> Result<Params> {
         let p = &self.params;
-        let policy = match (p.policy, p.hsf_frequency) {
-            (PolicyName::Hsf, Some(frequency)) => Policy::Hsf { frequency },
-            (PolicyName::Hsf, None) => {
-                return Err(Error::param("hsf_frequency", "missing", "required by policy = \"hsf\""));
-            }
-            (_, Some(f)) => {
-                return Err(Error::param("hsf_frequency", f, "only used by policy = \"hsf\""));
-            }
-            (PolicyName::Hamilton, None) => Policy::Hamilton,
-            (PolicyName::ReverseCostate, None) => Policy::ReverseCostate,
-            (PolicyName::HsfEveryStep, None) => Policy::HsfEveryStep,
-        };
         Ok(Params {
-            c: match &p.c {
-                SpeedConfig::Global(c) => Speed::Global(*c),
-                SpeedConfig::PerNeuron(cs) => Speed::PerNeuron(cs.clone()),
-            },
+            c: p.c.clone(),
             tau: p.tau,
             q: p.q,
             r: p.r,
             r_w: p.r_w,
             theta: p.theta,
-            activation: match p.activation {
-                ActivationName::Tanh => Activation::Tanh,
-                ActivationName::Logistic => Activation::Logistic,
-                ActivationName::Identity => Activation::Identity,
-            },
-            policy,
+            activation: p.activation,
+            policy: Policy::named(&p.policy, p.hsf_frequency)?,
             learning: p.learning,
         })
     }
@@ -997,10 +911,7 @@ impl Experiment {
     /// The swept axes, in replica order (the last varies fastest).
     pub fn sweep_axes(&self) -> Vec<Axis> {
         let Some(s) = &self.sweep else { return Vec::new() };
-        [("q", &s.q), ("r", &s.r), ("r_w", &s.r_w), ("theta", &s.theta), ("c", &s.c)]
-            .into_iter()
-            .filter_map(|(name, v)| v.clone().map(|v| (name, v)))
-            .collect()
+        SweepAxis::ALL.into_iter().filter_map(|axis| s.values(axis).map(|v| (axis, v.clone()))).collect()
     }
 
     /// One parameter set per replica: the base parameters, with each sweep combination.
@@ -1008,22 +919,16 @@ impl Experiment {
         let base = self.base_params()?;
         base.validate(net)?;
         let axes = self.sweep_axes();
-        if let Some((name, _)) = axes.iter().find(|(_, v)| v.is_empty()) {
-            return Err(Error::param(format!("sweep.{name}"), "[]", "at least one value"));
+        if let Some((axis, _)) = axes.iter().find(|(_, v)| v.is_empty()) {
+            return Err(Error::param(format!("sweep.{}", axis.name()), "[]", "at least one value"));
         }
         let mut list = vec![base];
-        for (name, values) in &axes {
+        for (axis, values) in &axes {
             let mut next = Vec::with_capacity(list.len() * values.len());
             for p in &list {
                 for &v in values {
                     let mut q = p.clone();
-                    match *name {
-                        "q" => q.q = v,
-                        "r" => q.r = v,
-                        "r_w" => q.r_w = v,
-                        "theta" => q.theta = v,
-                        _ => q.c = Speed::Global(v),
-                    }
+                    axis.set(&mut q, v);
                     next.push(q);
                 }
             }
@@ -1048,15 +953,7 @@ impl Experiment {
             return Err(config_err(file, "data.path", format!("{}: no such file", d.path.display())));
         }
         let mut dataset = Dataset::load_csv(&d.path, d.label_column)?;
-        dataset.normalize(match (d.normalize, d.normalize_range) {
-            (NormalizeName::None, _) => Normalize::None,
-            (NormalizeName::MaxAbs, _) => Normalize::MaxAbs,
-            (NormalizeName::ZScore, _) => Normalize::ZScore,
-            (NormalizeName::Range, r) => {
-                let [min, max] = r.unwrap_or([0.0, 1.0]);
-                Normalize::Range { min, max }
-            }
-        })?;
+        dataset.normalize(Normalize::named(&d.normalize, d.normalize_range)?)?;
         if matches!(self.input, Some(SignalConfig::Data)) && dataset.dim != net.inputs() {
             return Err(config_err(
                 file,
@@ -1088,10 +985,9 @@ impl Experiment {
 
     /// The sample order of the data streams.
     pub fn order(&self) -> Order {
-        match &self.data {
-            Some(d) if d.order == OrderName::Shuffled => Order::Shuffled { seed: d.shuffle_seed },
-            _ => Order::Sequential,
-        }
+        self.data.as_ref().map_or(Order::Sequential, |d| {
+            Order::named(&d.order, d.shuffle_seed).expect("the order's name is checked as the file is read")
+        })
     }
 
     /// Total steps: `run.steps`, or `passes x rows x hold` (an error naming `run.passes`

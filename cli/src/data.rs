@@ -16,13 +16,14 @@ use localprop::error::{Error, Result};
 pub const MAX_LABEL: usize = 65_535;
 
 /// How [`Dataset::normalize`] rescales the features (labels are never touched).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub enum Normalize {
     /// Leave the features as they are.
     None,
     /// Divide every feature by the largest `|value|` over all features of the file (one
     /// factor for the whole file, so `0..=16` pixels become `0..=1`); if every feature is 0,
-    /// nothing changes.
+    /// nothing changes. The default.
+    #[default]
     MaxAbs,
     /// The fixed affine map `v -> (v - min) / (max - min)`, taking `[min, max]` to `[0, 1]`
     /// (values outside `[min, max]` land outside `[0, 1]`; nothing is clamped). Needs finite
@@ -36,6 +37,49 @@ pub enum Normalize {
     /// Per column, subtract the mean and divide by the (population) standard deviation over
     /// the file's rows; a constant column has its standard deviation taken as 1.
     ZScore,
+}
+
+impl Normalize {
+    /// Every normalisation's [`name`](Normalize::name), as experiment files write them.
+    pub const NAMES: [&'static str; 4] = ["none", "max-abs", "z-score", "range"];
+
+    /// The name used in experiment files.
+    pub fn name(self) -> &'static str {
+        Self::NAMES[match self {
+            Normalize::None => 0,
+            Normalize::MaxAbs => 1,
+            Normalize::ZScore => 2,
+            Normalize::Range { .. } => 3,
+        }]
+    }
+
+    /// The normalisation called `name`, with `normalize_range = [min, max]` for `range` (and
+    /// only for it; finite, `min < max`). The error names the key that is wrong.
+    pub fn named(name: &str, range: Option<[f32; 2]>) -> Result<Normalize> {
+        let normalize = match (name, range) {
+            ("range", Some([min, max])) if min.is_finite() && max.is_finite() && max > min => {
+                Normalize::Range { min, max }
+            }
+            ("range", Some([min, max])) => {
+                return Err(Error::param("normalize_range", format!("[{min}, {max}]"), "finite min < max"));
+            }
+            ("range", None) => return Err(Error::param("normalize_range", "missing", "`range` needs `[min, max]`")),
+            (_, Some(_)) if Self::NAMES.contains(&name) => {
+                return Err(Error::param("normalize_range", "given", "only used with `normalize = \"range\"`"));
+            }
+            ("none", None) => Normalize::None,
+            ("max-abs", None) => Normalize::MaxAbs,
+            ("z-score", None) => Normalize::ZScore,
+            _ => {
+                return Err(Error::param(
+                    "normalize",
+                    format!("{name:?}"),
+                    format!("one of {}", Self::NAMES.join(", ")),
+                ));
+            }
+        };
+        Ok(normalize)
+    }
 }
 
 /// A labelled data set: `rows()` rows of `dim` features and one class label each.

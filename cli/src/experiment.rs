@@ -158,7 +158,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         return Err(Error::param("--steps", 0, "at least 1"));
     }
     exp.check_memory(file, Some(steps))?;
-    let backend = opts.backend.unwrap_or(exp.run.backend.backend());
+    let backend = opts.backend.unwrap_or(exp.run.backend);
     let mut engine = Engine::with_backend(net.clone(), params.clone(), backend)?;
     engine.set_block_steps(exp.run.block_steps)?;
     engine.set_record_every(exp.run.record_every)?;
@@ -854,8 +854,8 @@ fn write_plots(
                 &out.join("sweep.png"),
                 &Heatmap {
                     title: &format!("{}: NMSE of output 0 over the sweep", exp.name),
-                    x_label: xa.0,
-                    y_label: ya.map_or("", |a| a.0),
+                    x_label: xa.0.name(),
+                    y_label: ya.map_or("", |a| a.0.name()),
                     x_ticks: &x_ticks,
                     y_ticks: &y_ticks,
                     values: &values,

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::builder::TypedValueParser;
+use clap::{Parser, Subcommand};
 use localprop::Backend;
 use localprop_cli::bp_limit;
 use localprop_cli::experiment::{self, RunOptions};
@@ -22,21 +23,9 @@ struct Cli {
     max_memory: Option<u64>,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum BackendArg {
-    Cpu,
-    Gpu,
-    Auto,
-}
-
-impl From<BackendArg> for Backend {
-    fn from(b: BackendArg) -> Backend {
-        match b {
-            BackendArg::Cpu => Backend::Cpu,
-            BackendArg::Gpu => Backend::Gpu,
-            BackendArg::Auto => Backend::Auto,
-        }
-    }
+/// `--backend`: one of the engine's backends, by name.
+fn backend_arg() -> impl TypedValueParser<Value = Backend> {
+    clap::builder::PossibleValuesParser::new(Backend::ALL.map(Backend::name)).try_map(|name| name.parse::<Backend>())
 }
 
 #[derive(Subcommand)]
@@ -46,8 +35,8 @@ enum Command {
         /// The experiment file (TOML; see docs/experiment-format.md).
         experiment: PathBuf,
         /// Backend (default: the file's `run.backend`, itself `auto` by default).
-        #[arg(long, value_enum)]
-        backend: Option<BackendArg>,
+        #[arg(long, value_parser = backend_arg())]
+        backend: Option<Backend>,
         /// Output folder (default: out/ and the experiment's name).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -75,8 +64,8 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Backend.
-        #[arg(long, value_enum)]
-        backend: Option<BackendArg>,
+        #[arg(long, value_parser = backend_arg())]
+        backend: Option<Backend>,
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
@@ -99,8 +88,8 @@ enum Command {
     /// bandwidth measured in the same run (BENCHMARKS.md).
     Bench {
         /// Backends to time: `cpu`, `gpu`, or both (`auto` times the GPU too when one exists).
-        #[arg(long, value_enum, default_value = "cpu")]
-        backend: BackendArg,
+        #[arg(long, value_parser = backend_arg(), default_value = "cpu")]
+        backend: Backend,
         /// The small cases only, briefly (for CI).
         #[arg(long)]
         quick: bool,
@@ -204,8 +193,8 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
             };
             let out = out.unwrap_or_else(|| PathBuf::from("out").join(name));
             let stop = stop_on_signals();
-            let opts = RunOptions { backend: backend.map(Into::into), out, steps, seed, quiet, force, stop };
-            explain_mesa_runtime_dir(opts.backend.unwrap_or(exp.run.backend.backend()));
+            let opts = RunOptions { backend, out, steps, seed, quiet, force, stop };
+            explain_mesa_runtime_dir(opts.backend.unwrap_or(exp.run.backend));
             let summary = experiment::run(&experiment, &opts)?;
             return Ok(finish(&summary, &opts.out, experiment::CHECKPOINT_FILE));
         }
@@ -217,7 +206,7 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
                 dir.with_file_name(format!("{name}-resumed"))
             });
             let stop = stop_on_signals();
-            let opts = RunOptions { backend: backend.map(Into::into), out, steps, seed: None, quiet, force, stop };
+            let opts = RunOptions { backend, out, steps, seed: None, quiet, force, stop };
             explain_mesa_runtime_dir(opts.backend.unwrap_or(Backend::Auto));
             let summary = experiment::resume(&checkpoint, &opts)?;
             return Ok(finish(&summary, &opts.out, experiment::CHECKPOINT_FILE));
@@ -247,7 +236,7 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
         }
         Command::BpLimit { out } => bp_limit::run(&out)?,
         Command::Bench { backend, quick, cases, seconds, json, record_every } => {
-            bench(backend.into(), quick, &cases, seconds, record_every, json)?
+            bench(backend, quick, &cases, seconds, record_every, json)?
         }
     }
     Ok(ExitCode::SUCCESS)
