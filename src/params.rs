@@ -55,23 +55,50 @@ pub enum Policy {
     },
     /// HSF flipping at every Euler step: `s_n = +1` for even `n`, `-1` for odd.
     HsfEveryStep,
+    /// HSF flipping when the state leaves a ball (the one non-local policy): all four
+    /// equations of step `n` multiplied by `s_n = +1` while the replica's step-`n` state has
+    /// `|x|^2 + |p|^2 + |w|^2 + |pw|^2 <= radius^2` (every value [`crate::State`] stores:
+    /// all neurons' `x` and scaled `p`, all synapses' `w` and scaled `pw`), else `-1`. Each
+    /// replica takes its own sign, reduced from its state on the device at every step
+    /// (docs/model.md, section 5).
+    HsfBall {
+        /// The radius `R > 0` of the ball.
+        radius: f32,
+    },
 }
 
 impl Policy {
     /// The signs `(s_state, s_costate)` that multiply the `x, w` and the `p, pw` equations at
-    /// step `n`, time `t = n tau`. Computed on the host in f64, shared by both backends.
-    pub fn signs(self, step: u64, t: f64) -> (f32, f32) {
+    /// step `n`, time `t = n tau`, for a policy whose signs follow a schedule: computed on the
+    /// host in f64, the same for every replica and on both backends. `None` for
+    /// [`Policy::HsfBall`], whose signs depend on each replica's state ([`Policy::ball_sign`]).
+    pub fn scheduled_signs(self, step: u64, t: f64) -> Option<(f32, f32)> {
         match self {
-            Policy::Hamilton => (1.0, 1.0),
-            Policy::ReverseCostate => (1.0, -1.0),
+            Policy::Hamilton => Some((1.0, 1.0)),
+            Policy::ReverseCostate => Some((1.0, -1.0)),
             Policy::Hsf { frequency } => {
                 let s = if (std::f64::consts::TAU * frequency * t).cos() >= 0.0 { 1.0 } else { -1.0 };
-                (s, s)
+                Some((s, s))
             }
             Policy::HsfEveryStep => {
                 let s = if step.is_multiple_of(2) { 1.0 } else { -1.0 };
-                (s, s)
+                Some((s, s))
             }
+            Policy::HsfBall { .. } => None,
+        }
+    }
+
+    /// The sign of every equation of a step under [`Policy::HsfBall`], for a replica whose
+    /// state at that step has the squared norm `norm2`: `+1` while `norm2 <= radius^2`, else
+    /// `-1` (also for a NaN norm), compared in f64. `None` for the other policies. The kernels
+    /// make the same comparison in f32 ([`crate::layout::KernelParams::radius2`]).
+    pub fn ball_sign(self, norm2: f64) -> Option<f32> {
+        match self {
+            Policy::HsfBall { radius } => {
+                let r = radius as f64;
+                Some(if norm2 <= r * r { 1.0 } else { -1.0 })
+            }
+            _ => None,
         }
     }
 
@@ -82,6 +109,7 @@ impl Policy {
             Policy::ReverseCostate => "reverse-costate",
             Policy::Hsf { .. } => "hsf",
             Policy::HsfEveryStep => "hsf-every-step",
+            Policy::HsfBall { .. } => "hsf-ball",
         }
     }
 }
@@ -192,6 +220,9 @@ impl Params {
             && !(frequency.is_finite() && frequency > 0.0)
         {
             return Err(Error::param("policy.frequency", frequency, "a finite number > 0"));
+        }
+        if let Policy::HsfBall { radius } = self.policy {
+            check("policy.radius", radius, radius > 0.0, "a finite number > 0")?;
         }
         let cs: Vec<(String, f32)> = match &self.c {
             Speed::Global(c) => vec![("c".to_string(), *c)],

@@ -14,7 +14,9 @@ pub use super::write_atomic;
 
 /// The header of `trace.csv`: `step,t,sign`, then per replica (prefix `r<k>_` when there is
 /// more than one) `loss,lagrangian,hamiltonian`, `out<o>` and `target<o>` for each output,
-/// and `mask<o>` when the run has masks.
+/// and `mask<o>` when the run has masks. `sign` is replica 0's: every policy an experiment
+/// file can select gives all replicas the same sign (`hsf-ball`, whose replicas each take
+/// their own, is not one of them yet; [`Trace::sign`] holds every replica's).
 pub fn trace_header(trace: &Trace, masks: bool) -> Vec<String> {
     let mut cols = vec!["step".to_string(), "t".into(), "sign".into()];
     for r in 0..trace.replicas {
@@ -46,7 +48,7 @@ pub fn trace_rows(trace: &Trace, masks: bool, s: &mut String) {
     use std::fmt::Write as _;
     let (rr, no) = (trace.replicas, trace.n_out);
     for row in 0..trace.rows() {
-        let _ = write!(s, "{},{:?},{}", trace.step[row], trace.t[row], trace.sign[row]);
+        let _ = write!(s, "{},{:?},{}", trace.step[row], trace.t[row], trace.sign[row * rr]);
         for r in 0..rr {
             let k = row * rr + r;
             let _ = write!(s, ",{},{},{}", trace.loss[k], trace.lagrangian[k], trace.hamiltonian[k]);
@@ -125,7 +127,7 @@ impl TraceFile {
                 let at = k * part.replicas;
                 t.step.push(part.step[k]);
                 t.t.push(part.t[k]);
-                t.sign.push(part.sign[k]);
+                t.sign.push(part.sign[at]);
                 t.loss.push(part.loss[at]);
                 t.lagrangian.push(part.lagrangian[at]);
                 t.hamiltonian.push(part.hamiltonian[at]);
@@ -320,7 +322,7 @@ mod tests {
         let mut t = Trace::new(2, 1);
         t.step = vec![0, 1];
         t.t = vec![0.0, 0.1];
-        t.sign = vec![1.0, -1.0];
+        t.sign = vec![1.0, 1.0, -1.0, -1.0];
         t.loss = vec![0.5, 0.25, 0.125, 1.0];
         t.lagrangian = vec![1.0; 4];
         t.hamiltonian = vec![2.0; 4];
