@@ -1,6 +1,7 @@
 // Declarations shared by every kernel. The host prepends a generated prelude with the
-// constants WG, NO_RECORD, NOT_OUTPUT, TRACE_FIXED and FLUSH_BELOW (src/gpu/kernels.rs), so
-// each is defined once, in Rust (src/layout.rs). The CPU twins live in src/cpu/.
+// constants WG, NO_RECORD, NOT_OUTPUT, TRACE_FIXED, NORM_CHUNK and FLUSH_BELOW
+// (src/gpu/kernels.rs), so each is defined once, in Rust (src/layout.rs). The CPU twins live
+// in src/cpu/.
 
 // Mirrors layout::KernelParams (checked by tests/shaders.rs).
 struct KernelParams {
@@ -34,8 +35,12 @@ struct KernelParams {
     blocks_off: u32,
     n_blocks: u32,
     flags_off: u32,
+    sign_off: u32,
+    ball: u32,
+    radius2: f32,
     _pad1: u32,
     _pad2: u32,
+    _pad3: u32,
 }
 
 // Mirrors layout::BlockUniform; bound at a dynamic offset, one entry per block of synapses.
@@ -113,6 +118,17 @@ fn workgroup_index(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 fn replica_params(r: u32) -> ReplicaParams {
     return ReplicaParams(aux[4u * r], aux[4u * r + 1u], aux[4u * r + 2u], aux[4u * r + 3u]);
+}
+
+// The step `st` as replica r runs it: under hsf-ball (k.ball) both signs are the replica's
+// own, chosen by state_norm from its state at the start of the step; else the step's
+// (cpu::replica_step).
+fn replica_step(st: StepUniform, r: u32) -> StepUniform {
+    if k.ball != 0u {
+        let sign = aux[k.sign_off + r];
+        return StepUniform(st.row, st.record_row, sign, sign);
+    }
+    return st;
 }
 
 // Stored state values below FLUSH_BELOW in magnitude become 0 (cpu::flush).

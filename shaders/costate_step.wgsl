@@ -31,5 +31,5 @@ fn costate_item(gid: u32) {
         let t = (s.row * k.replicas + r) * k.n_out + slot;
         err = rp.q * stream[k.masks_off + t] * (x_in[gid] - stream[k.targets_off + t]);
     }
-    p[gid] = costate_update(s.sign_costate, rp, p[gid], back, aux[k.c_off + gid], err);
+    p[gid] = costate_update(replica_step(s, r).sign_costate, rp, p[gid], back, aux[k.c_off + gid], err);
 }

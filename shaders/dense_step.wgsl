@@ -32,6 +32,7 @@ fn dense_step_item(b: BlockUniform, item: u32, lid: u32) {
     let c0 = tile * b.tile_cols;
     let c1 = min(b.cols, c0 + b.tile_cols);
     let rp = replica_params(r);
+    let st = replica_step(s, r);
     // The rows' messages, read once (the same address for every thread: a broadcast).
     var e: array<f32, CHUNK_ROWS>;
     for (var ii = 0u; ii < rows; ii++) {
@@ -50,7 +51,7 @@ fn dense_step_item(b: BlockUniform, item: u32, lid: u32) {
             part += w0 * ei;
             var w1 = w0;
             if k.learning != 0u {
-                let u = synapse_update(s, rp, w0, pw0, ei, xj);
+                let u = synapse_update(st, rp, w0, pw0, ei, xj);
                 w1 = u.x;
                 w[at] = u.x;
                 pw[at] = u.y;

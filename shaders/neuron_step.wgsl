@@ -29,7 +29,7 @@ fn neuron_item(gid: u32) {
         return;
     }
     flag_nonfinite(r, nonfinite_code(s.row, x_in[gid], p[gid], a));
-    let u = neuron_update(s.sign_state, a, x_in[gid], aux[k.c_off + gid], p[gid]);
+    let u = neuron_update(replica_step(s, r).sign_state, a, x_in[gid], aux[k.c_off + gid], p[gid]);
     x_out[gid] = u.x;
     aux[k.e_hat_off + gid] = u.y;
     aux[k.h_off + gid] = u.z;

@@ -1,9 +1,10 @@
 // A whole small network per invocation: invocation r runs every step of the block for replica
 // r (one dense block of at most CHUNK_ROWS rows and WG columns, at most WG neurons), its
 // state, costates, weights and sums in private arrays, with the arithmetic of the kernels
-// in the order of the step's dispatch list (src/plan.rs): dense_gather on the first step
-// after a state was set, neuron_step, record_step (recorded steps), dense_step,
-// dense_reduce, costate_step. One dispatch per block instead of four or more per step.
+// in the order of the step's dispatch list (src/plan.rs): state_norm under hsf-ball (the
+// replica's sign of the step, from its private state), dense_gather on the first step after
+// a state was set, neuron_step, record_step (recorded steps), dense_step, dense_reduce,
+// costate_step. One dispatch per block instead of four or more per step.
 // The host appends the network's shape as constants (P_N neurons, P_D inputs, P_E synapses,
 // the block's P_ROWS x P_COLS from P_ROW0, P_COL0; P_LANES lanes of a row sum, P_USED lanes
 // of the record sums, P_OUT outputs, P_OUTPUTS and P_SLOT; src/gpu/kernels.rs), so every
@@ -27,6 +28,38 @@ fn value_at(row: u32, r: u32, j: u32, xs: ptr<function, array<f32, P_N>>) -> f32
         return stream[(row * k.replicas + r) * P_D + j];
     }
     return (*xs)[j];
+}
+
+// state_norm's sign (shaders/state_norm.wgsl) from the replica's private state: each array is
+// one chunk (P_N and P_E are below NORM_CHUNK), lane l takes its values l, l + WG, ... in
+// order, and a tree halves the P_USED lanes (lanes past them would hold +0 and change
+// nothing); the norm is (x + p) + (w + pw).
+fn ball_sign(
+    x: ptr<function, array<f32, P_N>>,
+    pc: ptr<function, array<f32, P_N>>,
+    wl: ptr<function, array<f32, P_E>>,
+    pwl: ptr<function, array<f32, P_E>>,
+) -> f32 {
+    var sums: array<vec4<f32>, P_USED>;
+    for (var l = 0u; l < P_USED; l++) {
+        var v = vec4<f32>(0.0);
+        for (var i = l; i < P_N; i += WG) {
+            v.x += (*x)[i] * (*x)[i];
+            v.y += (*pc)[i] * (*pc)[i];
+        }
+        for (var e = l; e < P_E; e += WG) {
+            v.z += (*wl)[e] * (*wl)[e];
+            v.w += (*pwl)[e] * (*pwl)[e];
+        }
+        sums[l] = v;
+    }
+    for (var stride = P_USED / 2u; stride > 0u; stride /= 2u) {
+        for (var l = 0u; l < stride; l++) {
+            sums[l] += sums[l + stride];
+        }
+    }
+    let t = sums[0];
+    return select(-1.0, 1.0, (t.x + t.y) + (t.z + t.w) <= k.radius2);
 }
 
 // The tree over a row sum's P_LANES lanes (cpu::lane_sum).
@@ -83,7 +116,13 @@ fn population(
     var part: array<f32, P_COLS>;
     var flag = 0u;
     for (var st = first; st < last; st++) {
-        let s = table_step(st);
+        var s = table_step(st);
+        if k.ball != 0u {
+            // state_norm
+            let sign = ball_sign(&x, &pc, &wl, &pwl);
+            s.sign_state = sign;
+            s.sign_costate = sign;
+        }
         if gather && st == 0u {
             // dense_gather
             for (var i = 0u; i < P_N; i++) {
@@ -149,6 +188,7 @@ fn population(
             aux[base] = loss;
             aux[base + 1u] = kinetic + potential + loss;
             aux[base + 2u] = sums[0].x - kinetic + potential + loss;
+            aux[base + 3u] = s.sign_state;
         }
         // dense_step
         for (var j = 0u; j < P_COLS; j++) {

@@ -1,7 +1,8 @@
 // One workgroup per replica: sums the state power, the masked squared errors, |pw|^2 and
-// |w|^2 of step n, and writes the trace row (loss, Lagrangian, Hamiltonian, outputs...),
-// all scaled by 1/phi. Lane l accumulates elements l, l + WG, ..., then a tree reduction
-// halves the lanes; the CPU twin (src/cpu/record_step.rs) sums in exactly this order.
+// |w|^2 of step n, and writes the trace row (loss, Lagrangian, Hamiltonian, the sign of the
+// replica's state equations, outputs...), the energies scaled by 1/phi. Lane l accumulates
+// elements l, l + WG, ..., then a tree reduction halves the lanes; the CPU twin
+// (src/cpu/record_step.rs) sums in exactly this order.
 
 var<workgroup> acc: array<vec4<f32>, WG>;
 
@@ -56,5 +57,6 @@ fn record_item(r: u32, l: u32) {
         aux[base] = loss;
         aux[base + 1u] = kinetic + potential + loss;
         aux[base + 2u] = sums.x - kinetic + potential + loss;
+        aux[base + 3u] = replica_step(s, r).sign_state;
     }
 }

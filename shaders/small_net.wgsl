@@ -1,9 +1,10 @@
 // One workgroup per replica runs one whole step of a network of dense blocks with few tiles
-// (plan::SMALL_NET_TILES): the step's dispatch list (src/plan.rs) as loops over each kernel's
-// work items, calling the kernels' own item functions, with a barrier wherever the list
-// has a dispatch boundary. One dispatch per step instead of four or more. The gathers of
-// the first step after a state is set run before it as their own dispatches. CPU twin: the
-// CPU executor's per-step list (src/cpu/mod.rs), which sums in the same order.
+// (plan::SMALL_NET_TILES): the step's dispatch list (src/plan.rs; state_norm first under
+// hsf-ball) as loops over each kernel's work items, calling the kernels' own item functions,
+// with a barrier wherever the list has a dispatch boundary. One dispatch per step instead of
+// four or more. The gathers of the first step after a state is set run before it as their
+// own dispatches. CPU twin: the CPU executor's per-step list (src/cpu/mod.rs), which sums in
+// the same order.
 
 // Dense block i of the block table in `graph`.
 fn table_block(i: u32) -> BlockUniform {
@@ -33,6 +34,11 @@ fn small_net(
     let r = workgroup_index(wg, nwg);
     if r >= k.replicas {
         return;
+    }
+    // state_norm (hsf-ball): the replica's sign of this step, read by the items below.
+    if k.ball != 0u {
+        state_norm_item(r, lid);
+        storageBarrier();
     }
     // neuron_step
     for (var i = lid; i < k.n; i += WG) {

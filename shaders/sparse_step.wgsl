@@ -23,6 +23,7 @@ fn sparse_step(
     }
     let ei = aux[k.e_hat_off + r * k.n + i];
     let rp = replica_params(r);
+    let st = replica_step(s, r);
     var acc = 0.0;
     for (var e = lo; e < hi; e++) {
         let j = graph[k.edge_src_off + e];
@@ -30,7 +31,7 @@ fn sparse_step(
         let w0 = w[at];
         var w1 = w0;
         if k.learning != 0u {
-            let u = synapse_update(s, rp, w0, pw[at], ei, x_value(r, j));
+            let u = synapse_update(st, rp, w0, pw[at], ei, x_value(r, j));
             w1 = u.x;
             w[at] = u.x;
             pw[at] = u.y;

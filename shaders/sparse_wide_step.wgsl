@@ -22,13 +22,14 @@ fn sparse_wide_step(
     let hi = graph[k.row_ptr_off + i + 1u];
     let ei = aux[k.e_hat_off + r * k.n + i];
     let rp = replica_params(r);
+    let st = replica_step(s, r);
     var acc: array<f32, CHUNK_ROWS>;
     for (var e = lo + lid; e < hi; e += WG) {
         let j = graph[k.edge_src_off + e];
         let at = r * k.n_edges + blk.w_off + e;
         var w1 = w[at];
         if k.learning != 0u {
-            let u = synapse_update(s, rp, w1, pw[at], ei, x_value(r, j));
+            let u = synapse_update(st, rp, w1, pw[at], ei, x_value(r, j));
             w1 = u.x;
             w[at] = u.x;
             pw[at] = u.y;

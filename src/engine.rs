@@ -792,7 +792,7 @@ impl Engine {
     }
 
     /// Evaluates the streams for the next `len` steps into a block, with the host-side
-    /// columns of the trace (step, t, sign, targets, masks) for the recorded steps.
+    /// columns of the trace (step, t, targets, masks) for the recorded steps.
     ///
     /// The inputs get one row more, step `first + len`: the synapse pass of a step sums the
     /// next step's pre-activations, which read the next step's inputs. That step's inputs are
@@ -827,7 +827,9 @@ impl Engine {
             let step = first + row as u64;
             let t = step as f64 * tau;
             let record = step.is_multiple_of(self.record_every);
-            let (sign_state, sign_costate) = policy.signs(step, t);
+            // hsf-ball: each replica's signs are chosen on the device from its state
+            // (`state_norm`), and the step's are not read.
+            let (sign_state, sign_costate) = policy.scheduled_signs(step, t).unwrap_or((1.0, 1.0));
             block.steps.push(StepUniform {
                 row: row as u32,
                 record_row: if record { block.records as u32 } else { NO_RECORD },
@@ -861,7 +863,6 @@ impl Engine {
                 block.records += 1;
                 part.step.push(step);
                 part.t.push(t);
-                part.sign.push(sign_state);
                 let tb = row * replicas * n_out..(row + 1) * replicas * n_out;
                 part.targets.extend_from_slice(&block.targets[tb.clone()]);
                 part.masks.extend_from_slice(&block.masks[tb]);
@@ -886,6 +887,7 @@ impl Engine {
             part.loss.push(row[0]);
             part.lagrangian.push(row[1]);
             part.hamiltonian.push(row[2]);
+            part.sign.push(row[3]);
             part.outputs.extend_from_slice(&row[TRACE_FIXED..]);
         }
     }
@@ -898,6 +900,10 @@ fn initial_buffers(net: &Network, params: &[Params]) -> Buffers {
     let (plan, part_len) = crate::plan::Plan::new(net, replicas, 0);
     let sparse = net.sparse_block();
     let take = |f: fn(&crate::network::SparseBlock) -> &Vec<u32>| sparse.map(|s| f(s).clone()).unwrap_or_default();
+    let ball = match params[0].policy {
+        crate::params::Policy::HsfBall { radius } => Some(radius),
+        _ => None,
+    };
     Buffers {
         params: KernelParams {
             n: n as u32,
@@ -910,10 +916,14 @@ fn initial_buffers(net: &Network, params: &[Params]) -> Buffers {
             learning: u32::from(params[0].learning),
             tau: params[0].tau,
             n_wide: plan.wide_rows,
+            ball: u32::from(ball.is_some()),
+            // R^2 rounded once to f32 (the kernels compare the f32 norm with it).
+            radius2: ball.map_or(0.0, |r| (r as f64 * r as f64) as f32),
             ..Default::default()
         },
         plan,
         replica: params.iter().map(|p| ReplicaParams { q: p.q, r: p.r, r_w: p.r_w, theta: p.theta }).collect(),
+        sign: vec![1.0; replicas],
         c: params.iter().flat_map(|p| p.c.per_neuron(net)).collect(),
         row_ptr: take(|s| &s.row_ptr),
         wide_rows: sparse.map(|s| crate::plan::wide_rows(&s.row_ptr).collect()).unwrap_or_default(),

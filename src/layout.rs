@@ -57,8 +57,16 @@ pub fn decode_nonfinite(code: u32) -> Option<(u32, &'static str, f32)> {
     Some((c / 8, NONFINITE_QUANTITIES[((c % 8) / 2).min(2) as usize], value))
 }
 
-/// Leading columns of a trace row: loss, scaled Lagrangian, scaled Hamiltonian; the outputs follow.
-pub const TRACE_FIXED: usize = 3;
+/// Leading columns of a trace row: loss, scaled Lagrangian, scaled Hamiltonian, and the sign
+/// `s_n` the replica's state equations took at that step (the step's own, or under `hsf-ball`
+/// the replica's); the outputs follow.
+pub const TRACE_FIXED: usize = 4;
+
+/// Values of one array that `state_norm` sums as one chunk (in `WG` lanes and a tree) before
+/// adding the chunks' sums in order; injected into the WGSL as `const NORM_CHUNK`. The CPU
+/// sums the chunks of a large state over threads, so its norm is the same for any thread
+/// count.
+pub const NORM_CHUNK: u32 = 1 << 14;
 
 /// Rows of a dense block that one work item (a workgroup on the GPU, a task on the CPU)
 /// updates; injected into the WGSL as `const CHUNK_ROWS`. Each chunk writes its own partial
@@ -163,12 +171,23 @@ pub struct KernelParams {
     /// `aux`: the neuron pass's [`nonfinite_code`] of the block, one per replica (0 when
     /// nothing was non-finite), stored as f32 (exact below 2^24), just before the trace rows.
     pub flags_off: u32,
+    /// `aux`: under `hsf-ball`, each replica's sign `s_n` of the current step, written by
+    /// `state_norm` and read by the step's other kernels (one per replica).
+    pub sign_off: u32,
+    /// Whether each replica's signs come from its state (`1`, `hsf-ball`: `state_norm` runs
+    /// first in every step) or every replica takes the step's [`StepUniform`] signs (`0`).
+    pub ball: u32,
+    /// `hsf-ball`'s `R^2` in f32: a replica's sign is `+1` while the squared norm of its state
+    /// is at most this, else `-1`.
+    pub radius2: f32,
     /// Padding to 16 bytes.
     pub _pad1: u32,
     /// Padding to 16 bytes.
     pub _pad2: u32,
+    /// Padding to 16 bytes.
+    pub _pad3: u32,
 }
-const _: () = assert!(size_of::<KernelParams>() == 128);
+const _: () = assert!(size_of::<KernelParams>() == 144);
 
 /// Words per entry of the block table in `graph` ([`KernelParams::blocks_off`]).
 pub const BLOCK_WORDS: u32 = 12;
@@ -245,9 +264,10 @@ pub struct StepUniform {
     pub row: u32,
     /// Row of this step in the trace block, or [`NO_RECORD`].
     pub record_row: u32,
-    /// Sign `s` multiplying the `x` and `w` equations.
+    /// Sign `s` multiplying the `x` and `w` equations (under `hsf-ball`, `+1`: each replica
+    /// takes its own from [`KernelParams::sign_off`]).
     pub sign_state: f32,
-    /// Sign multiplying the `p` and `pw` equations.
+    /// Sign multiplying the `p` and `pw` equations (likewise).
     pub sign_costate: f32,
 }
 const _: () = assert!(size_of::<StepUniform>() == 16);

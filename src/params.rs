@@ -57,23 +57,50 @@ pub enum Policy {
     },
     /// HSF flipping at every Euler step: `s_n = +1` for even `n`, `-1` for odd.
     HsfEveryStep,
+    /// HSF flipping when the state leaves a ball (the one non-local policy): all four
+    /// equations of step `n` multiplied by `s_n = +1` while the replica's step-`n` state has
+    /// `|x|^2 + |p|^2 + |w|^2 + |pw|^2 <= radius^2` (every value [`crate::State`] stores:
+    /// all neurons' `x` and scaled `p`, all synapses' `w` and scaled `pw`), else `-1`. Each
+    /// replica takes its own sign, reduced from its state on the device at every step
+    /// (docs/model.md, section 5).
+    HsfBall {
+        /// The radius `R > 0` of the ball.
+        radius: f32,
+    },
 }
 
 impl Policy {
     /// The signs `(s_state, s_costate)` that multiply the `x, w` and the `p, pw` equations at
-    /// step `n`, time `t = n tau`. Computed on the host in f64, shared by both backends.
-    pub fn signs(self, step: u64, t: f64) -> (f32, f32) {
+    /// step `n`, time `t = n tau`, for a policy whose signs follow a schedule: computed on the
+    /// host in f64, the same for every replica and on both backends. `None` for
+    /// [`Policy::HsfBall`], whose signs depend on each replica's state ([`Policy::ball_sign`]).
+    pub fn scheduled_signs(self, step: u64, t: f64) -> Option<(f32, f32)> {
         match self {
-            Policy::Hamilton => (1.0, 1.0),
-            Policy::ReverseCostate => (1.0, -1.0),
+            Policy::Hamilton => Some((1.0, 1.0)),
+            Policy::ReverseCostate => Some((1.0, -1.0)),
             Policy::Hsf { frequency } => {
                 let s = if (std::f64::consts::TAU * frequency * t).cos() >= 0.0 { 1.0 } else { -1.0 };
-                (s, s)
+                Some((s, s))
             }
             Policy::HsfEveryStep => {
                 let s = if step.is_multiple_of(2) { 1.0 } else { -1.0 };
-                (s, s)
+                Some((s, s))
             }
+            Policy::HsfBall { .. } => None,
+        }
+    }
+
+    /// The sign of every equation of a step under [`Policy::HsfBall`], for a replica whose
+    /// state at that step has the squared norm `norm2`: `+1` while `norm2 <= radius^2`, else
+    /// `-1` (also for a NaN norm), compared in f64. `None` for the other policies. The kernels
+    /// make the same comparison in f32 ([`crate::layout::KernelParams::radius2`]).
+    pub fn ball_sign(self, norm2: f64) -> Option<f32> {
+        match self {
+            Policy::HsfBall { radius } => {
+                let r = radius as f64;
+                Some(if norm2 <= r * r { 1.0 } else { -1.0 })
+            }
+            _ => None,
         }
     }
 
@@ -84,26 +111,36 @@ impl Policy {
             Policy::ReverseCostate => 1,
             Policy::Hsf { .. } => 2,
             Policy::HsfEveryStep => 3,
+            Policy::HsfBall { .. } => 4,
         }]
     }
 
     /// Every policy's [`name`](Policy::name), as experiment files write them.
-    pub const NAMES: [&'static str; 4] = ["hamilton", "reverse-costate", "hsf", "hsf-every-step"];
+    pub const NAMES: [&'static str; 5] = ["hamilton", "reverse-costate", "hsf", "hsf-every-step", "hsf-ball"];
 
     /// The policy called `name`, with the parameter that policy takes as experiment files give
-    /// it: `hsf` needs `hsf_frequency`, the others take none. The error names the unknown
-    /// name, or the missing or unused parameter.
-    pub fn named(name: &str, hsf_frequency: Option<f64>) -> Result<Policy> {
-        let policy = match (name, hsf_frequency) {
-            ("hsf", Some(frequency)) => Policy::Hsf { frequency },
-            ("hsf", None) => return Err(Error::param("hsf_frequency", "missing", "required by policy = \"hsf\"")),
-            (_, Some(f)) if Self::NAMES.contains(&name) => {
+    /// it: `hsf` needs `hsf_frequency`, `hsf-ball` needs `hsf_radius`, the others take none.
+    /// The error names the unknown name, or the missing or unused parameter.
+    pub fn named(name: &str, hsf_frequency: Option<f64>, hsf_radius: Option<f32>) -> Result<Policy> {
+        let missing = |key: &str| Err(Error::param(key, "missing", format!("required by policy = {name:?}")));
+        let policy = match (name, hsf_frequency, hsf_radius) {
+            _ if !Self::NAMES.contains(&name) => {
+                let allowed = format!("one of {}", Self::NAMES.join(", "));
+                return Err(Error::param("policy", format!("{name:?}"), allowed));
+            }
+            (_, Some(f), _) if name != "hsf" => {
                 return Err(Error::param("hsf_frequency", f, "only used by policy = \"hsf\""));
             }
-            ("hamilton", None) => Policy::Hamilton,
-            ("reverse-costate", None) => Policy::ReverseCostate,
-            ("hsf-every-step", None) => Policy::HsfEveryStep,
-            _ => return Err(Error::param("policy", format!("{name:?}"), format!("one of {}", Self::NAMES.join(", ")))),
+            (_, _, Some(r)) if name != "hsf-ball" => {
+                return Err(Error::param("hsf_radius", r, "only used by policy = \"hsf-ball\""));
+            }
+            ("hsf", Some(frequency), _) => Policy::Hsf { frequency },
+            ("hsf", None, _) => return missing("hsf_frequency"),
+            ("hsf-ball", _, Some(radius)) => Policy::HsfBall { radius },
+            ("hsf-ball", _, None) => return missing("hsf_radius"),
+            ("hamilton", ..) => Policy::Hamilton,
+            ("reverse-costate", ..) => Policy::ReverseCostate,
+            _ => Policy::HsfEveryStep,
         };
         debug_assert_eq!(policy.name(), name);
         Ok(policy)
@@ -219,6 +256,9 @@ impl Params {
         {
             return Err(Error::param("policy.frequency", frequency, "a finite number > 0"));
         }
+        if let Policy::HsfBall { radius } = self.policy {
+            check("policy.radius", radius, radius > 0.0, "a finite number > 0")?;
+        }
         let cs: Vec<(String, f32)> = match &self.c {
             Speed::Global(c) => vec![("c".to_string(), *c)],
             Speed::PerNeuron(cs) => {
@@ -284,19 +324,35 @@ mod tests {
 
     #[test]
     fn every_policy_is_made_from_its_name_and_only_with_its_parameter() {
-        let all = [Policy::Hamilton, Policy::ReverseCostate, Policy::Hsf { frequency: 0.25 }, Policy::HsfEveryStep];
+        let all = [
+            Policy::Hamilton,
+            Policy::ReverseCostate,
+            Policy::Hsf { frequency: 0.25 },
+            Policy::HsfEveryStep,
+            Policy::HsfBall { radius: 3.0 },
+        ];
         assert_eq!(all.map(Policy::name), Policy::NAMES);
         for p in all {
-            let frequency = match p {
-                Policy::Hsf { frequency } => Some(frequency),
-                _ => None,
+            let (frequency, radius) = match p {
+                Policy::Hsf { frequency } => (Some(frequency), None),
+                Policy::HsfBall { radius } => (None, Some(radius)),
+                _ => (None, None),
             };
-            assert_eq!(Policy::named(p.name(), frequency).unwrap(), p);
-            let wrong = if frequency.is_some() { None } else { Some(1.0) };
-            let Err(Error::Param { field, .. }) = Policy::named(p.name(), wrong) else { panic!("{p:?}") };
-            assert_eq!(field, "hsf_frequency");
+            assert_eq!(Policy::named(p.name(), frequency, radius).unwrap(), p);
+            // Its parameter missing, or the other policy's parameter given.
+            let wrong = match p {
+                Policy::Hsf { .. } => [(None, None, "hsf_frequency"), (frequency, Some(1.0), "hsf_radius")],
+                Policy::HsfBall { .. } => [(None, None, "hsf_radius"), (Some(1.0), radius, "hsf_frequency")],
+                _ => [(Some(1.0), None, "hsf_frequency"), (None, Some(1.0), "hsf_radius")],
+            };
+            for (f, r, key) in wrong {
+                let Err(Error::Param { field, .. }) = Policy::named(p.name(), f, r) else {
+                    panic!("{p:?} {f:?} {r:?}")
+                };
+                assert_eq!(field, key);
+            }
         }
-        let Err(Error::Param { field, allowed, .. }) = Policy::named("hsf-sometimes", None) else { panic!() };
+        let Err(Error::Param { field, allowed, .. }) = Policy::named("hsf-sometimes", None, None) else { panic!() };
         assert_eq!(field, "policy");
         assert!(Policy::NAMES.iter().all(|n| allowed.contains(n)), "{allowed}");
     }

@@ -7,6 +7,7 @@
 //!
 //! | kernel | per | reads | writes |
 //! |---|---|---|---|
+//! | `state_norm` (`hsf-ball` only) | replica | `x[n%2]`, `p`, `w`, `pw` | the replica's sign of the step |
 //! | `dense_gather`, `sparse_gather` (first step only) | block | `w`, `x[n%2]`, inputs | `a` (adds) |
 //! | `neuron_step` | neuron | `a`, `x[n%2]`, `p`, `c` | `x[(n+1)%2]`, `e_hat`, `h`; zeroes `a` |
 //! | `record_step` (recorded steps) | replica | `h`, `x[n%2]`, `w`, `pw`, targets | trace row |
@@ -76,6 +77,10 @@ pub enum Kernel {
     /// Per replica of a network of a few dense tiles ([`Plan::small_net`], GPU only): one
     /// step, the list above (gathers aside) in one workgroup, with barriers between kernels.
     SmallNet,
+    /// Per replica (one workgroup), first in every step under `hsf-ball` only: the squared
+    /// norm of the replica's step-`n` state and from it the sign of the step's equations,
+    /// which the step's other kernels read.
+    StateNorm,
 }
 
 const _: () = {
@@ -89,7 +94,7 @@ const _: () = {
 impl Kernel {
     /// Every kernel, in declaration order: `ALL[k as usize] == k` (the GPU host indexes its
     /// pipelines so; checked at compile time below).
-    pub const ALL: [Kernel; 12] = [
+    pub const ALL: [Kernel; 13] = [
         Kernel::DenseGather,
         Kernel::SparseGather,
         Kernel::NeuronStep,
@@ -102,6 +107,7 @@ impl Kernel {
         Kernel::CostateStep,
         Kernel::Population,
         Kernel::SmallNet,
+        Kernel::StateNorm,
     ];
 
     /// The kernel's stem: its shader file, entry point and CPU module.
@@ -119,6 +125,7 @@ impl Kernel {
             Kernel::CostateStep => "costate_step",
             Kernel::Population => "population",
             Kernel::SmallNet => "small_net",
+            Kernel::StateNorm => "state_norm",
         }
     }
 }
@@ -265,7 +272,8 @@ impl Plan {
         list
     }
 
-    /// The dispatches of one step; `gather` adds the gathers of the pre-activations first.
+    /// The dispatches of one step; `gather` adds the gathers of the pre-activations first, and
+    /// under `hsf-ball` ([`KernelParams::ball`]) `state_norm` comes before everything.
     pub fn step(&self, k: &KernelParams, record: bool, gather: bool) -> Vec<Dispatch> {
         let (r, n) = (k.replicas as u64, k.n as u64);
         let wg = WORKGROUP_SIZE as u64;
@@ -282,6 +290,9 @@ impl Plan {
         let dense_blocks = || self.blocks[..n_dense].iter().enumerate();
         let sparse = self.sparse.then(|| (n_dense, self.blocks[n_dense].rows as u64));
         let mut list = Vec::new();
+        if k.ball != 0 {
+            list.push(Dispatch { kernel: Kernel::StateNorm, block: 0, invocations: r * wg });
+        }
         if gather {
             list.extend(dense_blocks().map(|b| dense(Kernel::DenseGather, b)));
             if let Some((block, rows)) = sparse {

@@ -196,7 +196,8 @@ pub fn fixed_point_gradient(net: &Network, prob: &Problem, max_iter: usize) -> R
 /// (every right-hand side from the step-`n` values, sums in plain order), for every replica:
 /// the oracle the engine's one-pass step is compared with. `inputs` are the values of the
 /// input neurons `[replica][d]` (bias included) and `targets` `[replica][n_out]` at step
-/// `state.step`; returns the next `x`, `p`, `w`, `pw`, laid out as [`crate::State`].
+/// `state.step`; returns the next `x`, `p`, `w`, `pw`, laid out as [`crate::State`]. Under
+/// `hsf-ball` each replica's sign comes from [`state_norm2`] of its part of `state`.
 pub fn euler_step(
     net: &Network,
     params: &[crate::Params],
@@ -210,7 +211,10 @@ pub fn euler_step(
     let mut out: [Vec<f64>; 4] = std::array::from_fn(|_| Vec::new());
     for (r, prm) in params.iter().enumerate() {
         let t = state.step as f64 * prm.tau as f64;
-        let (ss, sc) = prm.policy.signs(state.step, t);
+        let (ss, sc) = prm.policy.scheduled_signs(state.step, t).unwrap_or_else(|| {
+            let s = prm.policy.ball_sign(state_norm2(state, r)).expect("a policy without a schedule is hsf-ball");
+            (s, s)
+        });
         let (ss, sc, tau) = (ss as f64, sc as f64, prm.tau as f64);
         let (q, rr, rw, theta) = (prm.q as f64, prm.r as f64, prm.r_w as f64, prm.theta as f64);
         let c = prm.c.per_neuron(net);
@@ -249,4 +253,15 @@ pub fn euler_step(
         }
     }
     out
+}
+
+/// The squared norm `|x|^2 + |p|^2 + |w|^2 + |pw|^2` of replica `r`'s part of `state`, in f64
+/// over every value it stores (input neurons' `x` and `p` included): what `hsf-ball` compares
+/// with `R^2`.
+pub fn state_norm2(state: &crate::State, r: usize) -> f64 {
+    [state.x_of(r), state.p_of(r), state.w_of(r), state.pw_of(r)]
+        .into_iter()
+        .flatten()
+        .map(|&v| v as f64 * v as f64)
+        .sum()
 }

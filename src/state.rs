@@ -91,8 +91,9 @@ pub struct Trace {
     pub step: Vec<u64>,
     /// Time `step * tau` of each row.
     pub t: Vec<f64>,
-    /// The sign `s_n` multiplying the state equations at that step (the HSF sign; +1 for
-    /// `hamilton` and `reverse-costate`).
+    /// The sign `s_n` multiplying the replica's state equations at that step, as the kernels
+    /// applied it, `[row][replica]`: the HSF sign, +1 for `hamilton` and `reverse-costate`
+    /// (the same for every replica), and under `hsf-ball` each replica's own, from its state.
     pub sign: Vec<f32>,
     /// `(q/2) sum_o mask_o (x_o - z_o)^2`, `[row][replica]`.
     pub loss: Vec<f32>,

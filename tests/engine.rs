@@ -3,7 +3,8 @@
 
 mod common;
 
-use common::mixed_fan_in;
+use common::{mixed_fan_in, paper_net, tracking_streams};
+use localprop::reference::state_norm2;
 use localprop::signal::{PatchedCosines, Sinusoid};
 use localprop::{Engine, Flow, NetworkSpec, Params, Policy, Speed, Streams};
 
@@ -83,17 +84,21 @@ fn block_size_and_record_interval_do_not_change_the_run() {
 
 #[test]
 fn state_round_trips_and_resumes_identically() {
-    let mut a = tracking_engine(6, tracking_params(100.0, 2.0));
-    a.run(500, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
-    let saved = a.state().unwrap();
-    let tail_a = a.run(500, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
+    // hsf-ball's signs come from the state alone: a resumed run takes the same ones.
+    let ball = Params { policy: Policy::HsfBall { radius: 3.0 }, ..tracking_params(10.0, 1.0) };
+    for params in [tracking_params(100.0, 2.0), ball] {
+        let mut a = tracking_engine(6, params.clone());
+        a.run(500, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
+        let saved = a.state().unwrap();
+        let tail_a = a.run(500, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
 
-    let mut b = tracking_engine(99, tracking_params(100.0, 2.0)); // other initial weights
-    b.set_state(&saved).unwrap();
-    assert_eq!(b.step(), 500);
-    let tail_b = b.run(500, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
-    assert_eq!(tail_a, tail_b);
-    assert_eq!(a.state().unwrap(), b.state().unwrap());
+        let mut b = tracking_engine(99, params.clone()); // other initial weights
+        b.set_state(&saved).unwrap();
+        assert_eq!(b.step(), 500);
+        let tail_b = b.run(500, &mut [Streams::new(Sinusoid::new(1.0, 0.1))]).unwrap();
+        assert_eq!(tail_a, tail_b, "{:?}", params.policy);
+        assert_eq!(a.state().unwrap(), b.state().unwrap(), "{:?}", params.policy);
+    }
 }
 
 #[test]
@@ -167,68 +172,105 @@ fn block_layouts() -> Vec<localprop::Network> {
 #[test]
 fn fused_step_equals_the_f64_reference_step() {
     use localprop::State;
-    use localprop::signal::Constant;
     // From a random state, every step of the engine (which carries the pre-activations from
     // one step's synapse pass to the next) is compared with the split-form step in f64 from
-    // the engine's own previous state. One f32 step from O(1) values, with sums of up to 74
-    // terms, differs from f64 by a few ULPs of the terms: 2e-5 relative, 2e-6 absolute.
-    const ATOL: f64 = 2e-6;
-    const RTOL: f64 = 2e-5;
+    // the engine's own previous state (reference_steps). Under hsf-every-step, and under
+    // hsf-ball with replica 1's state halved (a quarter of replica 0's squared norm) and R^2
+    // between the two: replica 0 runs backward, replica 1 forward, each far enough from the
+    // ball's edge that the f32 and f64 norms agree on the sign.
     for (k, net) in block_layouts().into_iter().enumerate() {
-        let params: Vec<Params> = (0..2)
-            .map(|r| Params {
-                c: Speed::Global(2.0 + r as f32),
-                tau: 0.1,
-                q: 1.0 + r as f32,
-                r: 0.5,
-                r_w: 0.1,
-                theta: 0.5,
-                policy: Policy::HsfEveryStep,
-                ..Params::default()
-            })
-            .collect();
         let (n, ne) = (net.n(), net.n_edges());
         let mut rng = localprop::rng::Rng::new(k as u64);
         let mut v = |len: usize| (0..len).map(|_| rng.range(-1.0, 1.0) as f32).collect::<Vec<_>>();
-        let state = State { step: 3, replicas: 2, x: v(2 * n), p: v(2 * n), w: v(2 * ne), pw: v(2 * ne) };
+        let random = State { step: 3, replicas: 2, x: v(2 * n), p: v(2 * n), w: v(2 * ne), pw: v(2 * ne) };
         let (u, z) = (v(2 * net.inputs()), v(2 * net.outputs().len()));
-        let streams = || -> Vec<Streams> {
-            (0..2)
-                .map(|r| {
-                    let s = Streams::new(Constant(z[r * net.outputs().len()..(r + 1) * net.outputs().len()].to_vec()));
-                    s.with_input(Constant(u[r * net.inputs()..(r + 1) * net.inputs()].to_vec()))
-                })
-                .collect()
-        };
-        let d = net.d();
-        let input_values: Vec<f32> = (0..2)
-            .flat_map(|r| (0..d).map(move |j| (r, j)))
-            .map(|(r, j)| if j < net.inputs() { u[r * net.inputs() + j] } else { 1.0 })
-            .collect();
-        let mut engine = Engine::with_replicas(net.clone(), params.clone()).unwrap();
-        engine.set_state(&state).unwrap();
-        let mut before = state;
-        for step in 0..4 {
-            engine.run(1, &mut streams()).unwrap();
-            let after = engine.state().unwrap();
-            let want = localprop::reference::euler_step(&net, &params, &before, &input_values, &z);
-            for ((name, got), want) in
-                [("x", &after.x), ("p", &after.p), ("w", &after.w), ("pw", &after.pw)].into_iter().zip(&want)
-            {
-                for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-                    // Input neurons hold the applied input in `x`; the reference too.
-                    let ok = (g as f64 - w).abs() <= ATOL + RTOL * w.abs().max(g.abs() as f64);
-                    assert!(ok, "net {k}, step {step}: {name}[{i}] = {g}, reference {w}");
-                }
-            }
-            before = after;
+        let mut halved = random.clone();
+        for (values, per) in [(&mut halved.x, n), (&mut halved.p, n), (&mut halved.w, ne), (&mut halved.pw, ne)] {
+            values[per..].iter_mut().for_each(|v| *v *= 0.5);
         }
+        let radius = (state_norm2(&halved, 0) * state_norm2(&halved, 1)).powf(0.25) as f32;
+        let ball = Policy::HsfBall { radius };
+        for (policy, state) in [(Policy::HsfEveryStep, random), (ball, halved)] {
+            let params: Vec<Params> = (0..2)
+                .map(|r| Params {
+                    c: Speed::Global(2.0 + r as f32),
+                    tau: 0.1,
+                    q: 1.0 + r as f32,
+                    r: 0.5,
+                    r_w: 0.1,
+                    theta: 0.5,
+                    policy,
+                    ..Params::default()
+                })
+                .collect();
+            reference_steps(k, &net, &params, state, &u, &z);
+        }
+    }
+}
+
+/// Four steps of the engine from `state` (two replicas, constant inputs `u` and targets `z`),
+/// each compared with [`localprop::reference::euler_step`] from the engine's previous state;
+/// under hsf-ball, replica 0 must be outside the ball and replica 1 inside at every step, by
+/// more than 1e-3 of `R^2`, and take the signs -1 and +1.
+fn reference_steps(
+    k: usize,
+    net: &localprop::Network,
+    params: &[Params],
+    state: localprop::State,
+    u: &[f32],
+    z: &[f32],
+) {
+    use localprop::signal::Constant;
+    // One f32 step from O(1) values, with sums of up to 74 terms, differs from f64 by a few
+    // ULPs of the terms: 2e-5 relative, 2e-6 absolute.
+    const ATOL: f64 = 2e-6;
+    const RTOL: f64 = 2e-5;
+    let streams = || -> Vec<Streams> {
+        (0..2)
+            .map(|r| {
+                let s = Streams::new(Constant(z[r * net.outputs().len()..(r + 1) * net.outputs().len()].to_vec()));
+                s.with_input(Constant(u[r * net.inputs()..(r + 1) * net.inputs()].to_vec()))
+            })
+            .collect()
+    };
+    let d = net.d();
+    let input_values: Vec<f32> = (0..2)
+        .flat_map(|r| (0..d).map(move |j| (r, j)))
+        .map(|(r, j)| if j < net.inputs() { u[r * net.inputs() + j] } else { 1.0 })
+        .collect();
+    let policy = params[0].policy;
+    let mut engine = Engine::with_replicas(net.clone(), params.to_vec()).unwrap();
+    engine.set_state(&state).unwrap();
+    let mut before = state;
+    for step in 0..4 {
+        if let Policy::HsfBall { radius } = policy {
+            let r2 = radius as f64 * radius as f64;
+            let margins = [0, 1].map(|r| (state_norm2(&before, r) - r2) / r2);
+            assert!(margins[0] > 1e-3 && margins[1] < -1e-3, "net {k}, step {step}: margins {margins:?}");
+        }
+        let trace = engine.run(1, &mut streams()).unwrap();
+        if let Policy::HsfBall { .. } = policy {
+            assert_eq!(trace.sign, [-1.0, 1.0], "net {k}, step {step}: each replica's sign");
+        }
+        let after = engine.state().unwrap();
+        let want = localprop::reference::euler_step(net, params, &before, &input_values, z);
+        for ((name, got), want) in
+            [("x", &after.x), ("p", &after.p), ("w", &after.w), ("pw", &after.pw)].into_iter().zip(&want)
+        {
+            for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+                // Input neurons hold the applied input in `x`; the reference too.
+                let ok = (g as f64 - w).abs() <= ATOL + RTOL * w.abs().max(g.abs() as f64);
+                assert!(ok, "net {k}, {policy:?}, step {step}: {name}[{i}] = {g}, reference {w}");
+            }
+        }
+        before = after;
     }
 }
 
 #[test]
 fn every_block_layout_gives_the_same_bits_on_one_thread_and_on_many() {
-    // Large enough that every kernel splits its work over threads.
+    // Large enough that every kernel splits its work over threads (state_norm too: several
+    // of its chunks per replica).
     let nets = [
         NetworkSpec::fully_connected(2, 300, true).bias(true).seed(5).build().unwrap(),
         // Three chunks of SPARSE_CHUNK_ROWS rows.
@@ -236,25 +278,33 @@ fn every_block_layout_gives_the_same_bits_on_one_thread_and_on_many() {
     ];
     for net in nets {
         assert!(net.n_edges() >= localprop::cpu::PARALLEL_FROM);
-        let run = |threads: usize| {
-            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-            pool.install(|| {
-                let params = (0..3).map(|k| Params { q: 1.0 + k as f32, theta: 1.0, ..Params::default() }).collect();
-                let mut e = Engine::with_replicas(net.clone(), params).unwrap();
-                let mut streams: Vec<Streams> = (0..3)
-                    .map(|_| {
-                        Streams::new(Sinusoid::new(0.5, 0.2)).with_input(Sinusoid { dim: 2, ..Sinusoid::new(1.0, 0.3) })
-                    })
-                    .collect();
-                let trace = e.run(20, &mut streams).unwrap();
-                (trace, e.state().unwrap())
-            })
-        };
-        let (t1, s1) = run(1);
-        let (t3, s3) = run(3);
-        assert_eq!(s1, s3);
-        assert_eq!(t1, t3);
+        // The default policy, and hsf-ball with R^2 just above the initial state's squared norm
+        // (|w|^2), which the state soon leaves.
+        let w2: f64 = net.initial_weights().iter().map(|&w| w as f64 * w as f64).sum();
+        for policy in [Policy::default(), Policy::HsfBall { radius: (w2 + 2.0).sqrt() as f32 }] {
+            let (t1, s1) = threaded_run(&net, policy, 1);
+            let (t3, s3) = threaded_run(&net, policy, 3);
+            assert_eq!(s1, s3, "{policy:?}");
+            assert_eq!(t1, t3, "{policy:?}");
+            if policy != Policy::default() {
+                assert!(t1.sign.contains(&1.0) && t1.sign.contains(&-1.0), "hsf-ball took one sign: {:?}", t1.sign);
+            }
+        }
     }
+}
+
+/// 20 steps of three replicas of `net` under `policy` on `threads` threads.
+fn threaded_run(net: &localprop::Network, policy: Policy, threads: usize) -> (localprop::Trace, localprop::State) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let params = (0..3).map(|k| Params { q: 1.0 + k as f32, theta: 1.0, policy, ..Params::default() }).collect();
+        let mut e = Engine::with_replicas(net.clone(), params).unwrap();
+        let mut streams: Vec<Streams> = (0..3)
+            .map(|_| Streams::new(Sinusoid::new(0.5, 0.2)).with_input(Sinusoid { dim: 2, ..Sinusoid::new(1.0, 0.3) }))
+            .collect();
+        let trace = e.run(20, &mut streams).unwrap();
+        (trace, e.state().unwrap())
+    })
 }
 
 #[test]
@@ -278,10 +328,13 @@ fn kernel_family_follows_the_shape() {
 #[test]
 fn population_kernel_gives_the_kernel_path_bits() {
     // 13 replicas: one structure-of-arrays group of 8 and 5 alone; each with its own
-    // parameters, learning on and off, from the initial state and after a set state.
-    for learning in [true, false] {
+    // parameters, learning on and off, from the initial state and after a set state; with the
+    // HSF sign of the step, and with hsf-ball's sign of each replica (R = 3 keeps these runs
+    // finite and gives the replicas different signs at most steps).
+    let ball = Policy::HsfBall { radius: 3.0 };
+    for (learning, policy) in [true, false].into_iter().flat_map(|l| [(l, Policy::HsfEveryStep), (l, ball)]) {
         let params: Vec<Params> = (0..13)
-            .map(|k| Params { learning, r_w: 0.5 + 0.1 * k as f32, ..tracking_params(10.0 + k as f32, 1.0) })
+            .map(|k| Params { learning, r_w: 0.5 + 0.1 * k as f32, policy, ..tracking_params(10.0 + k as f32, 1.0) })
             .collect();
         let net = NetworkSpec::fully_connected(2, 5, true).bias(true).outputs(vec![3, 6]).seed(8).build().unwrap();
         let streams = || -> Vec<Streams> {
@@ -304,10 +357,14 @@ fn population_kernel_gives_the_kernel_path_bits() {
             (t1, t2, e.state().unwrap(), e.last_messages().unwrap())
         };
         let (fused, kernels) = (run(true), run(false));
-        assert_eq!(fused.0, kernels.0, "trace, learning {learning}");
-        assert_eq!(fused.1, kernels.1, "trace after set_state, learning {learning}");
-        assert_eq!(fused.2, kernels.2, "state, learning {learning}");
-        assert_eq!(fused.3, kernels.3, "messages, learning {learning}");
+        assert_eq!(fused.0, kernels.0, "trace, learning {learning}, {policy:?}");
+        assert_eq!(fused.1, kernels.1, "trace after set_state, learning {learning}, {policy:?}");
+        assert_eq!(fused.2, kernels.2, "state, learning {learning}, {policy:?}");
+        assert_eq!(fused.3, kernels.3, "messages, learning {learning}, {policy:?}");
+        if policy == ball {
+            let mixed = fused.0.sign.chunks(13).filter(|row| row.iter().any(|&s| s != row[0])).count();
+            assert!(mixed > 0, "learning {learning}: no step at which the replicas' signs differ");
+        }
     }
 }
 
@@ -396,4 +453,96 @@ fn auto_takes_a_real_gpu_for_large_work_only() {
     assert!(big.network().n_edges() >= AUTO_GPU_SYNAPSES && big.auto_choice(real(), false).0);
     let small = engine(NetworkSpec::fully_connected(0, 64, true).seed(1), 1);
     assert!(!small.auto_choice(real(), false).0);
+}
+
+/// The squared norm of replica `r`'s state before each of `steps` steps of `engine` (and after
+/// the last), the signs the steps took, and the step at which the run diverged, if it did.
+fn norms_and_signs(
+    engine: &mut Engine,
+    streams: &mut [Streams],
+    steps: u64,
+) -> (Vec<Vec<f64>>, Vec<Vec<f32>>, Option<u64>) {
+    let replicas = engine.replicas();
+    let (mut norms, mut signs) = (Vec::new(), Vec::new());
+    for step in 0..=steps {
+        let state = engine.state().unwrap();
+        norms.push((0..replicas).map(|r| state_norm2(&state, r)).collect());
+        if step == steps {
+            break;
+        }
+        match engine.run(1, streams) {
+            Ok(trace) => signs.push(trace.sign),
+            Err(_) => return (norms, signs, Some(step)),
+        }
+    }
+    (norms, signs, None)
+}
+
+/// hsf-ball keeps the paper's tracking net bounded where `hamilton` blows up. The squared norm
+/// of the state (every value it stores), measured before every step: over 20,000 steps with
+/// `Params::tracking(10)` and R = 3 (R^2 = 9) its largest value was 26.09, the state leaving
+/// the ball for a step or two at a time; the test asserts it stays below 30. The same
+/// parameters under `hamilton` pass 30 and diverge within a few hundred steps. (On this net,
+/// q >= 30 with R <= 5 makes hsf-ball diverge too: docs/model.md, section 5.)
+#[test]
+fn hsf_ball_keeps_the_tracking_net_bounded_where_hamilton_blows_up() {
+    const BOUND: f64 = 30.0;
+    const STEPS: u64 = 20_000;
+    let run = |policy| {
+        let mut engine = Engine::new(paper_net(), Params { policy, ..Params::tracking(10.0) }).unwrap();
+        let (norms, signs, diverged) = norms_and_signs(&mut engine, &mut tracking_streams(1), STEPS);
+        let largest = norms.iter().map(|n| n[0]).fold(0.0, f64::max);
+        let backward = signs.iter().filter(|s| s[0] < 0.0).count();
+        (largest, backward, diverged)
+    };
+    let (ball, backward, diverged) = run(Policy::HsfBall { radius: 3.0 });
+    println!("hsf-ball R = 3: largest squared norm {ball:.4} over {STEPS} steps, {backward} of them backward");
+    assert_eq!(diverged, None, "hsf-ball diverged");
+    assert!(ball <= BOUND, "hsf-ball: squared norm {ball} above {BOUND}");
+    assert!(ball > 9.0 && backward > 0, "the state never left the ball: the test shows nothing");
+    let (hamilton, _, diverged) = run(Policy::Hamilton);
+    println!("hamilton: largest finite squared norm {hamilton:.4e}, diverged at step {diverged:?}");
+    assert!(hamilton > BOUND, "hamilton stayed within {BOUND}: {hamilton}");
+    assert!(diverged.is_some(), "hamilton did not diverge in {STEPS} steps");
+}
+
+/// hsf-ball's sign is decided by the state at the step: each replica's step `n` runs forward
+/// (+1) exactly when the squared norm of its step-`n` state, computed here in f64 from the
+/// state the engine reports, is at most R^2. The engine sums the norm in f32, so it may decide
+/// otherwise only within its rounding of R^2 (a relative 1e-5, far above the few ULPs of a sum
+/// of 40 squares); such steps are counted, not checked. Two replicas of the tracking net with
+/// q = 1 and 10 over 2,000 steps, on the `population` path and kernel by kernel.
+#[test]
+fn hsf_ball_sign_flips_exactly_where_the_state_crosses_the_ball() {
+    let (radius, steps) = (3.0f32, 2000);
+    let r2 = radius as f64 * radius as f64;
+    for fused in [true, false] {
+        let params = [1.0, 10.0].map(|q| Params { policy: Policy::HsfBall { radius }, ..Params::tracking(q) });
+        let mut engine = Engine::with_replicas(paper_net(), params.to_vec()).unwrap();
+        engine.set_fused(fused);
+        let (norms, signs, diverged) = norms_and_signs(&mut engine, &mut tracking_streams(2), steps);
+        assert_eq!(diverged, None);
+        let (mut near, mut flips, mut mixed) = (0, [0; 2], 0);
+        for (step, (norm, sign)) in norms.iter().zip(&signs).enumerate() {
+            for r in 0..2 {
+                if ((norm[r] - r2) / r2).abs() <= 1e-5 {
+                    near += 1;
+                    continue;
+                }
+                let want = if norm[r] <= r2 { 1.0 } else { -1.0 };
+                assert_eq!(
+                    sign[r], want,
+                    "fused {fused}, step {step}, replica {r}: squared norm {} (R^2 {r2})",
+                    norm[r]
+                );
+                if step > 0 && signs[step - 1][r] != sign[r] {
+                    flips[r] += 1;
+                }
+            }
+            mixed += usize::from(sign[0] != sign[1]);
+        }
+        println!("fused {fused}: flips {flips:?}, steps with different signs {mixed}, within 1e-5 of R^2 {near}");
+        assert!(flips.iter().all(|&f| f >= 100), "fused {fused}: too few flips to show anything: {flips:?}");
+        assert!(mixed >= 100, "fused {fused}: the replicas' signs differed at {mixed} steps only");
+    }
 }

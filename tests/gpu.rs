@@ -8,7 +8,7 @@ mod common;
 
 use common::{hamilton_params, mixed_fan_in, paper_net, tracking_streams};
 use localprop::gpu::{GpuContext, pick_adapter, pick_adapter_named};
-use localprop::reference::{Problem, backprop};
+use localprop::reference::{Problem, backprop, state_norm2};
 use localprop::rng::Rng;
 use localprop::signal::{Constant, FnSignal, Sinusoid};
 use localprop::{Backend, Engine, Error, Init, Network, NetworkSpec, Params, Policy, Speed, State, Streams};
@@ -133,6 +133,21 @@ fn one_step(ctx: &GpuContext, net: &Network, seed: u64) -> [(Engine, localprop::
 fn steps(ctx: &GpuContext, net: &Network, seed: u64, steps: u64) -> [(Engine, localprop::Trace); 2] {
     let params = replica_params(net);
     let state = random_state(net, params.len(), seed);
+    steps_from(ctx, net, &params, &state, seed, steps, true)
+}
+
+/// `steps` steps on both backends from `state`, with the random streams of `seed`; `fused`:
+/// whether small nets run in the fused kernels.
+fn steps_from(
+    ctx: &GpuContext,
+    net: &Network,
+    params: &[Params],
+    state: &State,
+    seed: u64,
+    steps: u64,
+    fused: bool,
+) -> [(Engine, localprop::Trace); 2] {
+    let params = params.to_vec();
     let mut out = Vec::new();
     for on_gpu in [true, false] {
         let mut engine = if on_gpu {
@@ -140,7 +155,8 @@ fn steps(ctx: &GpuContext, net: &Network, seed: u64, steps: u64) -> [(Engine, lo
         } else {
             Engine::with_replicas(net.clone(), params.clone()).unwrap()
         };
-        engine.set_state(&state).unwrap();
+        engine.set_fused(fused);
+        engine.set_state(state).unwrap();
         let trace = engine.run(steps, &mut random_streams(net, params.len(), seed)).unwrap();
         out.push((engine, trace));
     }
@@ -600,4 +616,91 @@ fn state_async_resolves_to_the_state_when_the_device_is_polled() {
     let mut cpu = Engine::with_replicas(NetworkSpec::tracking().build().unwrap(), params).unwrap();
     cpu.run(10, &mut tracking_streams(3)).unwrap();
     assert_eq!(pollster::block_on(cpu.state_async()).unwrap(), cpu.state().unwrap());
+}
+
+/// hsf-ball from random states scaled per replica by 1, 0.6 and 0.3 (squared norms about N,
+/// 0.36 N and 0.09 N), with R^2 the geometric mean of the first two: replica 0 outside the
+/// ball, the others inside, each far from its edge. Returns the state and the parameters
+/// ([`replica_params`] under the policy).
+fn ball_case(net: &Network, seed: u64) -> (State, Vec<Params>) {
+    let mut state = random_state(net, 3, seed);
+    let (n, e) = (net.n(), net.n_edges());
+    for (r, scale) in [1.0f32, 0.6, 0.3].into_iter().enumerate() {
+        for (values, per) in [(&mut state.x, n), (&mut state.p, n), (&mut state.w, e), (&mut state.pw, e)] {
+            values[r * per..(r + 1) * per].iter_mut().for_each(|v| *v *= scale);
+        }
+    }
+    let radius = (state_norm2(&state, 0) * state_norm2(&state, 1)).powf(0.25) as f32;
+    let params = replica_params(net).into_iter().map(|p| Params { policy: Policy::HsfBall { radius }, ..p }).collect();
+    (state, params)
+}
+
+/// `state_norm` and every kernel reading the signs it chose, one step from the same states on
+/// both backends, every network, fused kernels (`population`, `small_net`) and kernel by
+/// kernel: the same signs, -1 for the replica outside the ball and +1 for the others, and the
+/// same step within the tolerances of one step.
+#[test]
+fn state_norm_matches_cpu() {
+    let Some(ctx) = gpu() else { return };
+    for (k, net) in networks().iter().enumerate() {
+        for fused in [true, false] {
+            let (state, params) = ball_case(net, 60 + k as u64);
+            let [(mut g, gt), (mut c, ct)] = steps_from(&ctx, net, &params, &state, 60 + k as u64, 1, fused);
+            let family = g.kernel_families();
+            assert_eq!(ct.sign, [-1.0, 1.0, 1.0], "{family}: the CPU's signs");
+            assert_eq!(gt.sign, ct.sign, "{family}: the GPU's signs");
+            let (gs, cs) = (g.state().unwrap(), c.state().unwrap());
+            for (what, gv, cv) in
+                [("x", &gs.x, &cs.x), ("p", &gs.p, &cs.p), ("w", &gs.w, &cs.w), ("pw", &gs.pw, &cs.pw)]
+            {
+                assert_close(&format!("{family}: {what} after a step under hsf-ball"), gv, cv, ATOL, RTOL);
+            }
+            let ((ge, gh), (ce, ch)) = (g.last_messages().unwrap(), c.last_messages().unwrap());
+            assert_close(&format!("{family}: e_hat under hsf-ball"), &ge, &ce, ATOL, RTOL);
+            assert_close(&format!("{family}: h under hsf-ball"), &gh, &ch, ATOL, RTOL);
+        }
+    }
+}
+
+/// hsf-ball over many steps on the paper's tracking net (q = 1 and 10, R = 3), in the
+/// `population` kernel and kernel by kernel: each replica's sign chatters at the ball's edge
+/// and the replicas' signs differ at many steps. The GPU's norm differs from the CPU's by
+/// rounding (FMA, and the runs' drift), so the two may take different signs where a norm comes
+/// within that of R^2; the runs are compared up to the first step at which one of the CPU's
+/// norms comes within 1e-4 of R^2 (asserted to leave at least 100 steps), where the GPU must
+/// take exactly the CPU's signs and follow its outputs within the long-run tolerances.
+#[test]
+fn hsf_ball_runs_like_the_cpu_away_from_the_edge_of_the_ball() {
+    let Some(ctx) = gpu() else { return };
+    const STEPS: u64 = 400;
+    let radius = 3.0f32;
+    let r2 = radius as f64 * radius as f64;
+    let params: Vec<Params> =
+        [1.0, 10.0].into_iter().map(|q| Params { policy: Policy::HsfBall { radius }, ..Params::tracking(q) }).collect();
+    // The CPU step by step, with the squared norm of each replica's state before each step.
+    let mut cpu = Engine::with_replicas(paper_net(), params.clone()).unwrap();
+    let (mut streams, mut cpu_trace) = (tracking_streams(2), localprop::Trace::new(2, 1));
+    let mut edge = STEPS;
+    for step in 0..STEPS {
+        let state = cpu.state().unwrap();
+        if (0..2).any(|r| ((state_norm2(&state, r) - r2) / r2).abs() < 1e-4) {
+            edge = edge.min(step);
+        }
+        cpu_trace.append(cpu.run(1, &mut streams).unwrap());
+    }
+    assert!(edge >= 100, "a norm came within 1e-4 of R^2 at step {edge}");
+    let rows = edge as usize;
+    let flips = (1..rows).filter(|&k| cpu_trace.sign[2 * k] != cpu_trace.sign[2 * (k - 1)]).count();
+    let mixed = (0..rows).filter(|&k| cpu_trace.sign[2 * k] != cpu_trace.sign[2 * k + 1]).count();
+    println!("compared over {rows} steps: replica 0 flips {flips} times, the replicas' signs differ at {mixed} steps");
+    assert!(flips >= 20 && mixed >= 10, "too few flips ({flips}) or mixed steps ({mixed}) to show anything");
+    for fused in [true, false] {
+        let mut gpu = Engine::with_context(paper_net(), params.clone(), ctx.clone()).unwrap();
+        gpu.set_fused(fused);
+        let trace = gpu.run(STEPS, &mut tracking_streams(2)).unwrap();
+        let family = gpu.kernel_families();
+        assert_eq!(trace.sign[..2 * rows], cpu_trace.sign[..2 * rows], "{family}: the signs of the first {rows} steps");
+        let what = format!("{family}: outputs over the first {rows} steps");
+        assert_close(&what, &trace.outputs[..2 * rows], &cpu_trace.outputs[..2 * rows], 1e-5, 1e-4);
+    }
 }

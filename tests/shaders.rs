@@ -62,7 +62,7 @@ fn wgsl_structs_match_rust_layouts() {
         offsets!(KernelParams: n, d, n_edges, replicas, n_out, activation, trace_width, learning, row_ptr_off,
             edge_src_off, edge_dst_off, out_ptr_off, out_edge_off, outputs_off, out_slot_off, c_off, e_hat_off, h_off,
             a_off, b_off, trace_off, targets_off, masks_off, tau, steps_off, wide_off, n_wide, blocks_off, n_blocks,
-            flags_off),
+            flags_off, sign_off, ball, radius2),
     );
     assert_same_layout(
         &m,

@@ -128,6 +128,7 @@ fn valid_params_and_boundaries_are_accepted() {
     let per_neuron = Params { c: Speed::PerNeuron(vec![1.0, 20.0, 0.5]), ..Params::default() };
     per_neuron.validate(&net).unwrap();
     Params { policy: Policy::Hsf { frequency: 0.5 }, ..Params::default() }.validate(&net).unwrap();
+    Params { policy: Policy::HsfBall { radius: 1e-3 }, ..Params::default() }.validate(&net).unwrap();
 }
 
 #[test]
@@ -173,6 +174,14 @@ fn hsf_frequency_must_be_finite_and_positive() {
     for (frequency, shown) in [(0.0, "0"), (-1.5, "-1.5"), (f64::NAN, "NaN"), (f64::INFINITY, "inf")] {
         let e = param_err(Params { policy: Policy::Hsf { frequency }, ..Params::default() });
         assert_param(&e, "policy.frequency", shown);
+    }
+}
+
+#[test]
+fn hsf_ball_radius_must_be_finite_and_positive() {
+    for (radius, shown) in [(0.0, "0"), (-0.0, "-0"), (-2.5, "-2.5"), (f32::NAN, "NaN"), (f32::INFINITY, "inf")] {
+        let e = param_err(Params { policy: Policy::HsfBall { radius }, ..Params::default() });
+        assert_param(&e, "policy.radius", shown);
     }
 }
 
@@ -260,6 +269,7 @@ fn replicas_must_share_tau_activation_policy_and_learning() {
         (Params { activation: Activation::Logistic, ..base.clone() }, "activation", "logistic"),
         (Params { policy: Policy::Hamilton, ..base.clone() }, "policy", "Hamilton"),
         (Params { policy: Policy::Hsf { frequency: 0.5 }, ..base.clone() }, "policy", "Hsf { frequency: 0.5 }"),
+        (Params { policy: Policy::HsfBall { radius: 2.0 }, ..base.clone() }, "policy", "HsfBall { radius: 2.0 }"),
         (Params { learning: false, ..base.clone() }, "learning", "false"),
     ];
     for (odd, field, value) in cases {
@@ -267,6 +277,10 @@ fn replicas_must_share_tau_activation_policy_and_learning() {
         let e = err(Params::validate_replicas(&list, &small_net()));
         assert_param(&e, &format!("replicas[2].{field}"), value);
     }
+    // hsf-ball's radius is part of the shared policy.
+    let ball = |radius| Params { policy: Policy::HsfBall { radius }, ..base.clone() };
+    let e = err(Params::validate_replicas(&[ball(1.0), ball(1.5)], &small_net()));
+    assert_param(&e, "replicas[1].policy", "HsfBall { radius: 1.5 }");
 }
 
 #[test]

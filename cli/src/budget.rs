@@ -127,7 +127,9 @@ impl Needs {
         let m = |a: u64, b: u64| a.saturating_mul(b);
         let a = |a: u64, b: u64| a.saturating_add(b);
         let per_edge_net = if s.dense { 4 } else { 4 + 16 };
-        let trace_row = a(m(s.replicas, m(4, a(3, m(3, s.outputs)))), 20);
+        // Per replica: loss, Lagrangian, Hamiltonian, sign and three values per output (f32);
+        // the step and t (8 bytes each).
+        let trace_row = a(m(s.replicas, m(4, a(4, m(3, s.outputs)))), 16);
         Needs {
             parts: vec![
                 ("network", m(s.edges, per_edge_net)),

@@ -158,6 +158,9 @@ pub struct ParamsConfig {
     /// Flip frequency `f` of `policy = "hsf"`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hsf_frequency: Option<f64>,
+    /// Radius `R` of the ball of `policy = "hsf-ball"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hsf_radius: Option<f32>,
     /// Whether the weights learn.
     pub learning: bool,
 }
@@ -165,11 +168,13 @@ pub struct ParamsConfig {
 impl Default for ParamsConfig {
     fn default() -> Self {
         let Params { c, tau, q, r, r_w, theta, activation, policy, learning } = Params::default();
-        let hsf_frequency = match policy {
-            Policy::Hsf { frequency } => Some(frequency),
-            _ => None,
+        let (hsf_frequency, hsf_radius) = match policy {
+            Policy::Hsf { frequency } => (Some(frequency), None),
+            Policy::HsfBall { radius } => (None, Some(radius)),
+            _ => (None, None),
         };
-        ParamsConfig { c, tau, q, r, r_w, theta, activation, policy: policy.name().into(), hsf_frequency, learning }
+        let policy = policy.name().into();
+        ParamsConfig { c, tau, q, r, r_w, theta, activation, policy, hsf_frequency, hsf_radius, learning }
     }
 }
 
@@ -903,7 +908,7 @@ impl Experiment {
             r_w: p.r_w,
             theta: p.theta,
             activation: p.activation,
-            policy: Policy::named(&p.policy, p.hsf_frequency)?,
+            policy: Policy::named(&p.policy, p.hsf_frequency, p.hsf_radius)?,
             learning: p.learning,
         })
     }

@@ -8,13 +8,13 @@ use std::time::Instant;
 
 use crate::baseline::{SgdMomentum, pass_order, train_prequential};
 use crate::config::{Experiment, Interval, MaskConfig, PreparedData, SignalConfig, rekey};
-use crate::output::{Diverged, PassSummary, ReplicaSummary, Summary, TraceFile, write_atomic};
+use crate::output::{Diverged, PassSummary, ReplicaSummary, Summary, TraceColumns, TraceFile, write_atomic};
 use crate::plot::{self, Heatmap, LinePlot, Series};
 use localprop::checkpoint::{self, Checkpoint};
 use localprop::engine::{Backend, Divergence, Engine, Flow, OnDivergence};
 use localprop::error::{Error, Result};
 use localprop::network::Network;
-use localprop::params::{Params, Speed, decimal};
+use localprop::params::{Params, Policy, Speed, decimal};
 use localprop::signal::Order;
 use localprop::state::State;
 use localprop::state::Trace;
@@ -200,8 +200,13 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let start = Instant::now();
     let first_step = engine.step();
     // The trace goes to disk block by block; the scores and the plots' rows are taken as it goes.
-    let mut trace =
-        TraceFile::create(&opts.out.join(TRACE_FILE), params.len(), net.outputs().len(), exp.mask.is_some())?;
+    let mut trace = {
+        let columns = TraceColumns {
+            masks: exp.mask.is_some(),
+            sign_per_replica: matches!(params[0].policy, Policy::HsfBall { .. }),
+        };
+        TraceFile::create(&opts.out.join(TRACE_FILE), params.len(), net.outputs().len(), columns)?
+    };
     let mut scores = Scores::new(&exp, data.as_ref(), params.len(), net.outputs().len(), first_step, steps);
     let (mut done, mut saved_at, mut interrupted) = (0u64, Instant::now(), false);
     let stop = || opts.stop.as_ref().is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed));

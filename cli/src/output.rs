@@ -12,20 +12,37 @@ use localprop::state::Trace;
 
 pub use localprop::io::write_atomic;
 
+/// Which columns `trace.csv` has besides the fixed ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TraceColumns {
+    /// `mask<o>` per output: the run has masks.
+    pub masks: bool,
+    /// A `sign` per replica instead of one for all: the policy signs each replica on its own
+    /// (`hsf-ball`); every other policy gives all replicas the same sign at a step.
+    pub sign_per_replica: bool,
+}
+
 /// The header of `trace.csv`: `step,t,sign`, then per replica (prefix `r<k>_` when there is
 /// more than one) `loss,lagrangian,hamiltonian`, `out<o>` and `target<o>` for each output,
-/// and `mask<o>` when the run has masks.
-pub fn trace_header(trace: &Trace, masks: bool) -> Vec<String> {
-    let mut cols = vec!["step".to_string(), "t".into(), "sign".into()];
+/// and `mask<o>` when the run has masks. With [`TraceColumns::sign_per_replica`], `sign`
+/// moves into each replica's columns (`step,t,r0_sign,r0_loss,...`).
+pub fn trace_header(trace: &Trace, columns: TraceColumns) -> Vec<String> {
+    let mut cols = vec!["step".to_string(), "t".into()];
+    if !columns.sign_per_replica {
+        cols.push("sign".into());
+    }
     for r in 0..trace.replicas {
         let pre = if trace.replicas > 1 { format!("r{r}_") } else { String::new() };
+        if columns.sign_per_replica {
+            cols.push(format!("{pre}sign"));
+        }
         for name in ["loss", "lagrangian", "hamiltonian"] {
             cols.push(format!("{pre}{name}"));
         }
         for o in 0..trace.n_out {
             cols.push(format!("{pre}out{o}"));
             cols.push(format!("{pre}target{o}"));
-            if masks {
+            if columns.masks {
                 cols.push(format!("{pre}mask{o}"));
             }
         }
@@ -34,26 +51,32 @@ pub fn trace_header(trace: &Trace, masks: bool) -> Vec<String> {
 }
 
 /// `trace.csv` as text (f32 values printed shortest-exact, so they read back bit for bit).
-pub fn trace_csv(trace: &Trace, masks: bool) -> String {
-    let mut s = trace_header(trace, masks).join(",");
+pub fn trace_csv(trace: &Trace, columns: TraceColumns) -> String {
+    let mut s = trace_header(trace, columns).join(",");
     s.push('\n');
-    trace_rows(trace, masks, &mut s);
+    trace_rows(trace, columns, &mut s);
     s
 }
 
 /// Appends the rows of `trace` to `s` as [`trace_csv`] writes them.
-pub fn trace_rows(trace: &Trace, masks: bool, s: &mut String) {
+pub fn trace_rows(trace: &Trace, columns: TraceColumns, s: &mut String) {
     use std::fmt::Write as _;
     let (rr, no) = (trace.replicas, trace.n_out);
     for row in 0..trace.rows() {
-        let _ = write!(s, "{},{:?},{}", trace.step[row], trace.t[row], trace.sign[row]);
+        let _ = write!(s, "{},{:?}", trace.step[row], trace.t[row]);
+        if !columns.sign_per_replica {
+            let _ = write!(s, ",{}", trace.sign[row * rr]);
+        }
         for r in 0..rr {
             let k = row * rr + r;
+            if columns.sign_per_replica {
+                let _ = write!(s, ",{}", trace.sign[k]);
+            }
             let _ = write!(s, ",{},{},{}", trace.loss[k], trace.lagrangian[k], trace.hamiltonian[k]);
             for o in 0..no {
                 let i = k * no + o;
                 let _ = write!(s, ",{},{}", trace.outputs[i], trace.targets[i]);
-                if masks {
+                if columns.masks {
                     let _ = write!(s, ",{}", trace.masks[i]);
                 }
             }
@@ -72,7 +95,7 @@ pub struct TraceFile {
     path: std::path::PathBuf,
     tmp: std::path::PathBuf,
     file: std::io::BufWriter<std::fs::File>,
-    masks: bool,
+    columns: TraceColumns,
     text: String,
     rows: usize,
     stride: usize,
@@ -85,7 +108,7 @@ pub const PLOT_ROWS: usize = 1 << 15;
 
 impl TraceFile {
     /// Creates `path`'s temporary and writes the header for `replicas` and `n_out` outputs.
-    pub fn create(path: &Path, replicas: usize, n_out: usize, masks: bool) -> Result<Self> {
+    pub fn create(path: &Path, replicas: usize, n_out: usize, columns: TraceColumns) -> Result<Self> {
         let tmp = localprop::io::temporary(path).expect("a trace file name");
         let io = |source| Error::Io { path: tmp.display().to_string(), source };
         let file = std::fs::File::create(&tmp).map_err(io)?;
@@ -93,13 +116,13 @@ impl TraceFile {
             path: path.to_path_buf(),
             tmp: tmp.clone(),
             file: std::io::BufWriter::with_capacity(1 << 20, file),
-            masks,
+            columns,
             text: String::new(),
             rows: 0,
             stride: 1,
             thinned: Trace::new(1, n_out),
         };
-        let header = trace_header(&Trace::new(replicas, n_out), masks).join(",");
+        let header = trace_header(&Trace::new(replicas, n_out), columns).join(",");
         out.write(format!("{header}\n").as_bytes())?;
         Ok(out)
     }
@@ -112,7 +135,7 @@ impl TraceFile {
     pub fn append(&mut self, part: &Trace) -> Result<()> {
         let mut text = std::mem::take(&mut self.text);
         text.clear();
-        trace_rows(part, self.masks, &mut text);
+        trace_rows(part, self.columns, &mut text);
         let written = self.write(text.as_bytes()).and_then(|()| {
             self.file.flush().map_err(|source| Error::Io { path: self.tmp.display().to_string(), source })
         });
@@ -125,7 +148,7 @@ impl TraceFile {
                 let at = k * part.replicas;
                 t.step.push(part.step[k]);
                 t.t.push(part.t[k]);
-                t.sign.push(part.sign[k]);
+                t.sign.push(part.sign[at]);
                 t.loss.push(part.loss[at]);
                 t.lagrangian.push(part.lagrangian[at]);
                 t.hamiltonian.push(part.hamiltonian[at]);
@@ -320,14 +343,14 @@ mod tests {
         let mut t = Trace::new(2, 1);
         t.step = vec![0, 1];
         t.t = vec![0.0, 0.1];
-        t.sign = vec![1.0, -1.0];
+        t.sign = vec![1.0, 1.0, -1.0, -1.0];
         t.loss = vec![0.5, 0.25, 0.125, 1.0];
         t.lagrangian = vec![1.0; 4];
         t.hamiltonian = vec![2.0; 4];
         t.outputs = vec![0.1, 0.2, 0.3, 0.4];
         t.targets = vec![1.0; 4];
         t.masks = vec![1.0; 4];
-        let csv = trace_csv(&t, false);
+        let csv = trace_csv(&t, TraceColumns::default());
         let lines: Vec<&str> = csv.lines().collect();
         assert_eq!(
             lines[0],

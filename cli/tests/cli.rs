@@ -852,3 +852,55 @@ fn final_values_name_their_step_when_the_last_step_is_not_recorded() {
     assert!(!stdout.contains("final values are those of step"), "{stdout}");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn hsf_ball_runs_from_a_file_with_a_sign_per_replica_in_the_trace() {
+    let dir = scratch("hsf-ball");
+    let fig1 = std::fs::read_to_string(root().join("examples/configs/fig1-sinusoid-q10.toml")).unwrap();
+    let ball = fig1.replace("policy = \"hsf-every-step\"", "policy = \"hsf-ball\"\nhsf_radius = 3.0")
+        + "\n[sweep]\nq = [1.0, 10.0]\n";
+    let cfg = dir.join("ball.toml");
+    std::fs::write(&cfg, &ball).unwrap();
+    let out = dir.join("out");
+    ok(&localprop(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--steps",
+        "3000",
+        "--backend",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let summary: Summary = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert!(summary.replicas.iter().all(|r| r.diverged.is_none()));
+    let csv = std::fs::read_to_string(out.join("trace.csv")).unwrap();
+    let mut lines = csv.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(&header[..3], ["step", "t", "r0_sign"]);
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("no {name}"));
+    let (s0, s1) = (col("r0_sign"), col("r1_sign"));
+    assert!(!header.contains(&"sign"));
+    let rows: Vec<Vec<f32>> = lines.map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    assert_eq!(rows.len(), 3000);
+    let signs = |c: usize| rows.iter().map(|r| r[c]).collect::<Vec<_>>();
+    let (a, b) = (signs(s0), signs(s1));
+    for s in [&a, &b] {
+        assert!(s.iter().all(|&v| v == 1.0 || v == -1.0));
+        assert!(s.contains(&1.0) && s.contains(&-1.0), "each replica leaves the ball and comes back");
+    }
+    assert!(a.iter().zip(&b).any(|(x, y)| x != y), "the replicas take their own signs");
+
+    // The radius belongs to hsf-ball only, and hsf-ball needs it.
+    for (text, key) in [
+        (ball.replace("hsf_radius = 3.0", ""), "params.hsf_radius"),
+        (ball.replace("hsf_radius = 3.0", "hsf_radius = -1.0"), "radius"),
+        (fig1.replace("learning = true", "learning = true\nhsf_radius = 3.0"), "params.hsf_radius"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let bad = localprop(&["check", cfg.to_str().unwrap()]);
+        let e = String::from_utf8_lossy(&bad.stderr);
+        assert!(!bad.status.success() && e.contains(key), "{e}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

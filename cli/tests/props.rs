@@ -314,7 +314,8 @@ fn params(neurons: usize) -> impl Strategy<Value = Vec<Section>> {
         Just(("hamilton", None)),
         Just(("reverse-costate", None)),
         Just(("hsf-every-step", None)),
-        (1e-3f64..100.0).prop_map(|f| ("hsf", Some(f))),
+        (1e-3f64..100.0).prop_map(|f| ("hsf", Some(("hsf_frequency", f)))),
+        (1e-3f64..1e3).prop_map(|r| ("hsf-ball", Some(("hsf_radius", r)))),
     ];
     let activation = select(vec!["tanh", "logistic", "identity"]);
     (1e-4f32..1.0, prop_oneof![Just(0.0f32), 0.0f32..1e6], 1e-6f32..1e6, 0.0f32..100.0, 0.0f32..100.0)
@@ -346,8 +347,8 @@ fn params(neurons: usize) -> impl Strategy<Value = Vec<Section>> {
                 optional("policy", string(policy)).required_if(policy != "reverse-costate"),
                 optional("learning", learning).required_if(!learning),
             ];
-            if let Some(f) = frequency {
-                entries.push(entry("hsf_frequency", float(f)));
+            if let Some((key, v)) = frequency {
+                entries.push(entry(key, float(v)));
             }
             let mut sections = vec![section("params", entries)];
             let (sq, sr, srw, stheta, sc) = sweep;
@@ -551,7 +552,10 @@ const KEYS: &[(&str, &[&str])] = &[
             "seed",
         ],
     ),
-    ("params", &["c", "tau", "q", "r", "r_w", "theta", "activation", "policy", "hsf_frequency", "learning"]),
+    (
+        "params",
+        &["c", "tau", "q", "r", "r_w", "theta", "activation", "policy", "hsf_frequency", "hsf_radius", "learning"],
+    ),
     (
         "input",
         &[
@@ -684,6 +688,7 @@ const ODD_VALUES: &[&str] = &[
     "\"data\"",
     "\"prequential\"",
     "\"hsf\"",
+    "\"hsf-ball\"",
     "\"range\"",
     "\"gpu\"",
     "\"normal\"",

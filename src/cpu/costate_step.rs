@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/costate_step.wgsl`.
 
-use super::{Buffers, each_neuron, flush};
+use super::{Buffers, each_neuron, flush, replica_step};
 use crate::layout::{KernelParams, ReplicaParams, StepUniform};
 use crate::network::NOT_OUTPUT;
 
@@ -9,10 +9,10 @@ use crate::network::NOT_OUTPUT;
 /// `b_i = sum_k w_ki e_hat_k` was summed by the synapse pass (and is zeroed here for the next
 /// sum). Input neurons have no costate.
 pub fn costate_step(b: &mut Buffers, s: &StepUniform, src: usize) {
-    let Buffers { params: k, replica, out_slot, x, c, p, b: back, targets, masks, .. } = b;
+    let Buffers { params: k, replica, out_slot, x, c, p, b: back, targets, masks, sign, .. } = b;
     let x_in = &x[src];
     let n = k.n as usize;
-    let (k, replica, out_slot, c, targets, masks) = (&*k, &*replica, &*out_slot, &*c, &*targets, &*masks);
+    let (k, replica, out_slot, c, targets, masks, sign) = (&*k, &*replica, &*out_slot, &*c, &*targets, &*masks, &*sign);
     // One invocation; `pi` is this neuron's step-n costate, the result its step-n+1 costate.
     each_neuron([p, back], |gid, [pi, bi]| {
         let r = gid / n;
@@ -23,7 +23,7 @@ pub fn costate_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         let t = (s.row as usize * k.replicas as usize + r) * k.n_out as usize;
         let slot = out_slot[i];
         let target = (slot != NOT_OUTPUT).then(|| (targets[t + slot as usize], masks[t + slot as usize]));
-        [costate_update(k, s, replica[r], pi, bi, x_in[gid], c[gid], target), 0.0]
+        [costate_update(k, &replica_step(k, s, sign[r]), replica[r], pi, bi, x_in[gid], c[gid], target), 0.0]
     });
 }
 

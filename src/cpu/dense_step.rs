@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/dense_step.wgsl`.
 
-use super::{Buffers, DenseItem, dense_items, for_items, lane_sum};
+use super::{Buffers, DenseItem, dense_items, for_items, lane_sum, replica_step};
 use crate::layout::{BlockUniform, ReplicaParams, StepUniform, WORKGROUP_SIZE, lanes};
 
 const WG: usize = WORKGROUP_SIZE as usize;
@@ -18,14 +18,14 @@ const WG: usize = WORKGROUP_SIZE as usize;
 /// inside, so that the inner loop runs over contiguous memory and vectorises, and each row's
 /// tiles in turn), which changes no value.
 pub fn dense_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUniform) {
-    let learning = b.params.learning != 0;
-    let tau = b.params.tau;
+    let (k, learning, tau) = (b.params, b.params.learning != 0, b.params.tau);
     let (xs, xn) = b.columns(blk, src, s.row, Some(s.row + 1));
     let xn = xn.expect("next-step columns");
     let cols = blk.cols as usize;
     let items = dense_items(b, blk, true);
     for_items(items, blk, |item: DenseItem<'_>| {
-        let DenseItem { r, rows, w, pw, part, a, e_hat, rp, .. } = item;
+        let DenseItem { r, rows, w, pw, part, a, e_hat, rp, sign } = item;
+        let s = &replica_step(&k, s, sign);
         let (xj, xn) = (&xs[r * cols..(r + 1) * cols], &xn[r * cols..(r + 1) * cols]);
         let part = part.expect("partials");
         part.fill(0.0);

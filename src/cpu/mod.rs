@@ -16,6 +16,7 @@ pub mod population;
 mod record_step;
 mod sparse_gather;
 mod sparse_step;
+mod state_norm;
 
 pub use costate_step::costate_step;
 pub use dense_gather::dense_gather;
@@ -26,6 +27,7 @@ pub use population::population;
 pub use record_step::record_step;
 pub use sparse_gather::sparse_gather;
 pub use sparse_step::sparse_step;
+pub use state_norm::state_norm;
 
 use rayon::prelude::*;
 
@@ -93,6 +95,8 @@ pub struct Buffers {
     pub trace: Vec<f32>,
     /// Per replica, the first [`crate::layout::nonfinite_code`] of the current block.
     pub nonfinite: Vec<u32>,
+    /// Per replica, under `hsf-ball`, the sign of the current step (`state_norm` writes it).
+    pub sign: Vec<f32>,
 }
 
 impl Buffers {
@@ -129,6 +133,14 @@ pub(crate) fn flag_nonfinite(nonfinite: &mut [u32], r: usize, code: u32) {
     if code != 0 && nonfinite[r] == 0 {
         nonfinite[r] = code;
     }
+}
+
+/// The step `s` as replica `r` runs it (`replica_step` in `common.wgsl`): under `hsf-ball`
+/// ([`KernelParams::ball`]) both signs are `sign`, the replica's own from `state_norm`
+/// ([`Buffers::sign`]); else the step's.
+#[inline(always)]
+pub(crate) fn replica_step(k: &KernelParams, s: &StepUniform, sign: f32) -> StepUniform {
+    if k.ball != 0 { StepUniform { sign_state: sign, sign_costate: sign, ..*s } } else { *s }
 }
 
 /// `v`, or 0 when `|v| <` [`FLUSH_BELOW`] (`flush` in `common.wgsl`); applied to every stored
@@ -267,6 +279,8 @@ pub(crate) struct DenseItem<'a> {
     pub e_hat: &'a [f32],
     /// The replica's parameters.
     pub rp: ReplicaParams,
+    /// The replica's sign of the step under `hsf-ball` ([`Buffers::sign`]; see [`replica_step`]).
+    pub sign: f32,
 }
 
 /// Splits a dense block's buffers into one [`DenseItem`] per replica and chunk of rows.
@@ -291,7 +305,7 @@ pub(crate) fn dense_items<'a>(b: &'a mut Buffers, blk: &BlockUniform, with_part:
         let e_hat = e_hat[row0..row0 + rows].chunks(CHUNK_ROWS as usize);
         for (((w, pw), a), e_hat) in w.zip(pw).zip(a).zip(e_hat) {
             let part = part.as_mut().map(|p| p.next().expect("a partial row per chunk"));
-            items.push(DenseItem { r, rows: a.len(), w, pw, part, a, e_hat, rp: b.replica[r] });
+            items.push(DenseItem { r, rows: a.len(), w, pw, part, a, e_hat, rp: b.replica[r], sign: b.sign[r] });
         }
     }
     items
@@ -452,6 +466,7 @@ impl CpuExecutor {
                     // so that the column partials keep their row order.
                     Kernel::SparseWideStep => {}
                     Kernel::CostateStep => costate_step(b, s, src),
+                    Kernel::StateNorm => state_norm(b, src),
                     // Population runs per block, above; small_net is the GPU's fusion of this
                     // very list. Neither is in the list the CPU runs.
                     Kernel::Population | Kernel::SmallNet => {}

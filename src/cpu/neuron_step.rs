@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/neuron_step.wgsl`.
 
-use super::{Buffers, each_neuron, flag_nonfinite, flush, x_value};
+use super::{Buffers, each_neuron, flag_nonfinite, flush, replica_step, x_value};
 use crate::activation::activate;
 use crate::layout::{KernelParams, StepUniform, nonfinite_code};
 
@@ -11,7 +11,7 @@ use crate::layout::{KernelParams, StepUniform, nonfinite_code};
 /// buffer. A replica with a non-finite `x`, `p` or `a` gets its code
 /// ([`crate::layout::nonfinite_code`], the first neuron's in order).
 pub fn neuron_step(b: &mut Buffers, s: &StepUniform, src: usize) {
-    let Buffers { params: k, x, inputs, c, p, e_hat, h, a, nonfinite, .. } = b;
+    let Buffers { params: k, x, inputs, c, p, e_hat, h, a, nonfinite, sign, .. } = b;
     let [x0, x1] = x;
     let (x_in, x_out) = if src == 0 { (&*x0, x1) } else { (&*x1, x0) };
     let (n, d) = (k.n as usize, k.d as usize);
@@ -25,7 +25,7 @@ pub fn neuron_step(b: &mut Buffers, s: &StepUniform, src: usize) {
             flag_nonfinite(nonfinite, r, code);
         }
     }
-    let (k, inputs, c, p) = (&*k, &*inputs, &*c, &*p);
+    let (k, inputs, c, p, sign) = (&*k, &*inputs, &*c, &*p, &*sign);
     // One invocation: (x_out, e_hat, h, a) of neuron `gid` from its pre-activation.
     each_neuron([x_out, e_hat, h, a], |gid, [_, _, _, ai]| {
         let r = gid / n;
@@ -33,7 +33,7 @@ pub fn neuron_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         if i < k.d as usize {
             return [x_value(k, s.row, inputs, x_in, r, i), 0.0, 0.0, 0.0];
         }
-        let (x1, e, h) = neuron_update(k, s, ai, x_in[gid], c[gid], p[gid]);
+        let (x1, e, h) = neuron_update(k, &replica_step(k, s, sign[r]), ai, x_in[gid], c[gid], p[gid]);
         [x1, e, h, 0.0]
     });
 }

@@ -5,11 +5,11 @@
 //!
 //! It applies when the network is one dense block of at most `CHUNK_ROWS` rows and `WG`
 //! columns with at most `WG` neurons (the paper's 5-neuron net and its replicas). Each step
-//! is the dispatch list of [`crate::plan`] (`dense_gather` on the first step after a state is
-//! set, `neuron_step`, `record_step`, `dense_step`, `dense_reduce`, `costate_step`) computed
-//! with the kernels' own arithmetic in the same order for every replica, so its results are
-//! bit-identical to the kernel-by-kernel path (tested). Its WGSL twin is
-//! `shaders/population.wgsl`, one invocation per replica.
+//! is the dispatch list of [`crate::plan`] (`state_norm` under `hsf-ball`, `dense_gather` on
+//! the first step after a state is set, `neuron_step`, `record_step`, `dense_step`,
+//! `dense_reduce`, `costate_step`) computed with the kernels' own arithmetic in the same
+//! order for every replica, so its results are bit-identical to the kernel-by-kernel path
+//! (tested). Its WGSL twin is `shaders/population.wgsl`, one invocation per replica.
 
 use rayon::prelude::*;
 
@@ -17,7 +17,8 @@ use super::costate_step::costate_update;
 use super::dense_step::tiled_row_sum;
 use super::neuron_step::neuron_update;
 use super::record_step::record_replica;
-use super::{Buffers, PARALLEL_FROM, flag_nonfinite, lane_sum, synapse_update};
+use super::state_norm::ball_sign;
+use super::{Buffers, PARALLEL_FROM, flag_nonfinite, lane_sum, replica_step, synapse_update};
 use crate::block::Block;
 use crate::layout::{
     BlockUniform, KernelParams, NO_RECORD, ReplicaParams, StepUniform, TRACE_FIXED, WORKGROUP_SIZE, lanes,
@@ -144,7 +145,8 @@ pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
         });
     }
     let run = |g: &mut Group<'_>| {
-        if g.count == LANES {
+        // Under hsf-ball the replicas of a group may take different signs: each runs alone.
+        if g.count == LANES && k.ball == 0 {
             run_lanes(&sh, g);
         } else {
             for m in 0..g.count {
@@ -212,6 +214,12 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
         let src = ((sh.first + step as u64) % 2) as usize;
         let (x_in, x_out) = if src == 0 { (&mut *xa, &mut *xb) } else { (&mut *xb, &mut *xa) };
         let value = |row: u32, x: &[f32], j: usize| if j < d { sh.input(row, r, j) } else { x[j] };
+        // state_norm (hsf-ball): the replica's own signs of the step.
+        let s = &if k.ball != 0 {
+            ball_step(k, s, [x_in, p], [&w, &pw], (cols, stride), [&mut w_rec, &mut pw_rec])
+        } else {
+            *s
+        };
         if sh.gather && step == 0 {
             // dense_gather
             a.fill(0.0);
@@ -246,6 +254,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
             };
             record_replica(
                 rp,
+                s.sign_state,
                 sh.outputs,
                 h,
                 x_in,
@@ -288,6 +297,33 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
     unpad(&pw, gpw);
     g.part[m * cols..(m + 1) * cols].copy_from_slice(&part[..cols]);
     flag_nonfinite(g.nonfinite, m, flag);
+}
+
+/// `state_norm` for a replica that runs alone: `s` with the replica's `hsf-ball` sign, from its
+/// state `x`, `p` and its weights, whose rows of `cols` synapses are kept `stride` apart
+/// (taken row-major, as the state orders them, through `rec` when they are padded). Out of
+/// line, so that the step loop of the other policies keeps its code.
+#[inline(never)]
+fn ball_step(
+    k: &KernelParams,
+    s: &StepUniform,
+    [x, p]: [&[f32]; 2],
+    padded: [&[f32]; 2],
+    (cols, stride): (usize, usize),
+    rec: [&mut [f32]; 2],
+) -> StepUniform {
+    let [w, pw] = if stride == cols {
+        padded
+    } else {
+        let [w, pw] = rec;
+        for (v, out) in padded.into_iter().zip([&mut *w, &mut *pw]) {
+            for (o, v) in out.chunks_mut(cols).zip(v.chunks(stride)) {
+                o.copy_from_slice(&v[..cols]);
+            }
+        }
+        [&*w, &*pw]
+    };
+    replica_step(k, s, ball_sign(k, [x, p, w, pw]))
 }
 
 /// The tree over the first `lanes` entries of `acc`, for every replica of a group
@@ -369,6 +405,8 @@ fn record_lanes<const L: usize>(
         trace[at] = loss;
         trace[at + 1] = kinetic + potential + loss;
         trace[at + 2] = hs[m] - kinetic + potential + loss;
+        // The step's sign: a group runs together only when its replicas share it (not hsf-ball).
+        trace[at + 3] = s.sign_state;
     }
 }
 

@@ -1,16 +1,17 @@
 //! CPU twin of `shaders/record_step.wgsl`.
 
-use super::{Buffers, full_tree};
+use super::{Buffers, full_tree, replica_step};
 use crate::layout::{ReplicaParams, StepUniform, TRACE_FIXED, WORKGROUP_SIZE};
 
 /// One workgroup per replica: sums the state power, the masked squared errors, `|pw|^2` and
-/// `|w|^2` of step `n`, and writes the trace row `loss, Lagrangian, Hamiltonian, outputs...`
-/// (all scaled by `1/phi`).
+/// `|w|^2` of step `n`, and writes the trace row `loss, Lagrangian, Hamiltonian, sign,
+/// outputs...` (the energies scaled by `1/phi`; the sign is the one the replica's state
+/// equations take at this step).
 ///
 /// Summation order is the GPU's: lane `l` of `WG` accumulates elements `l, l + WG, ...`,
 /// then a tree reduction halves the lanes; so the two paths differ only by FMA contraction.
 pub fn record_step(b: &mut Buffers, s: &StepUniform, src: usize) {
-    let Buffers { params: k, replica, outputs, h, x, w, pw, targets, masks, trace, .. } = b;
+    let Buffers { params: k, replica, outputs, h, x, w, pw, targets, masks, trace, sign, .. } = b;
     let x_in = &x[src];
     let (n, ne, n_out, width) = (k.n as usize, k.n_edges as usize, k.n_out as usize, k.trace_width as usize);
     for r in 0..k.replicas as usize {
@@ -18,6 +19,7 @@ pub fn record_step(b: &mut Buffers, s: &StepUniform, src: usize) {
         let tbase = (s.row as usize * k.replicas as usize + r) * n_out;
         record_replica(
             replica[r],
+            replica_step(k, s, sign[r]).sign_state,
             outputs,
             &h[r * n..(r + 1) * n],
             &x_in[r * n..(r + 1) * n],
@@ -35,6 +37,7 @@ pub fn record_step(b: &mut Buffers, s: &StepUniform, src: usize) {
 #[inline]
 pub(crate) fn record_replica(
     rp: ReplicaParams,
+    sign: f32,
     outputs: &[u32],
     h: &[f32],
     x: &[f32],
@@ -55,6 +58,7 @@ pub(crate) fn record_replica(
         _ => record_lanes::<WG>,
     };
     f(rp, outputs, h, x, w, pw, targets, masks, trace);
+    trace[3] = sign;
 }
 
 const WG: usize = WORKGROUP_SIZE as usize;

@@ -1,6 +1,6 @@
 //! CPU twin of `shaders/sparse_step.wgsl`.
 
-use super::{Buffers, sparse_row_sum, sparse_rows, synapse_update};
+use super::{Buffers, replica_step, sparse_row_sum, sparse_rows, synapse_update};
 use crate::layout::{BlockUniform, StepUniform};
 
 /// Per target neuron `i` of the sparse block and replica, over its incoming edges in order:
@@ -20,12 +20,12 @@ pub fn sparse_step(b: &mut Buffers, s: &StepUniform, src: usize, blk: &BlockUnif
     // load per edge for each, with no branch on input neurons.
     let (cur, next) = b.columns(blk, src, s.row, Some(s.row + 1));
     let next = next.expect("next-step values");
-    let (edge_src, e_hat, replica) = (&b.edge_src, &b.e_hat, &b.replica);
+    let (edge_src, e_hat, replica, sign) = (&b.edge_src, &b.e_hat, &b.replica, &b.sign);
     let part = Some(&mut b.part[..]);
     sparse_rows(&b.row_ptr, blk, &k, &mut b.w, Some(&mut b.pw), &mut b.a, part, |r, i, lo, w, pw, ai, part| {
         let (pw, part) = (pw.expect("costates"), part.expect("partials"));
         let ei = e_hat[r * n + i];
-        let rp = replica[r];
+        let (rp, s) = (replica[r], &replica_step(&k, s, sign[r]));
         let (cur, next) = (&cur[r * n..(r + 1) * n], &next[r * n..(r + 1) * n]);
         // One edge: its partial, its update, and its term of the next pre-activation.
         *ai += sparse_row_sum(w.len(), |m| {

@@ -151,6 +151,7 @@ fn packing(b: &Buffers, capacity: usize) -> Packing {
     k.a_off = take(r * n);
     k.b_off = take(r * n);
     let part_off = take(b.part.len());
+    k.sign_off = take(r);
     // The flags just before the trace rows: one copy reads both back.
     k.flags_off = take(r);
     k.trace_off = take(capacity * r * k.trace_width as usize);
@@ -304,6 +305,7 @@ impl GpuExecutor {
         let wanted = |kernel: Kernel| match kernel {
             Kernel::Population => pk.plan.population,
             Kernel::SmallNet => pk.plan.small_net,
+            Kernel::StateNorm => k.ball != 0,
             _ => true,
         };
         for kernel in Kernel::ALL.into_iter().filter(|&kernel| wanted(kernel)) {

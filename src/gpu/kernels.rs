@@ -2,8 +2,8 @@
 //! constants, and their compute pipelines.
 
 use crate::layout::{
-    BLOCK_WORDS, BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, SPARSE_CHUNK_ROWS, TRACE_FIXED,
-    WIDE_FAN_IN, WORKGROUP_SIZE, lanes,
+    BLOCK_WORDS, BlockUniform, CHUNK_ROWS, FLUSH_BELOW, KernelParams, NO_RECORD, NORM_CHUNK, SPARSE_CHUNK_ROWS,
+    TRACE_FIXED, WIDE_FAN_IN, WORKGROUP_SIZE, lanes,
 };
 use crate::network::NOT_OUTPUT;
 use crate::plan::{Kernel, Plan};
@@ -26,6 +26,7 @@ pub fn kernel_wgsl(kernel: Kernel) -> &'static str {
         Kernel::CostateStep => include_str!("../../shaders/costate_step.wgsl"),
         Kernel::Population => include_str!("../../shaders/population.wgsl"),
         Kernel::SmallNet => include_str!("../../shaders/small_net.wgsl"),
+        Kernel::StateNorm => include_str!("../../shaders/state_norm.wgsl"),
     }
 }
 
@@ -41,6 +42,7 @@ pub fn prelude() -> String {
          const NOT_OUTPUT: u32 = {NOT_OUTPUT}u;\n\
          const TRACE_FIXED: u32 = {TRACE_FIXED}u;\n\
          const BLOCK_WORDS: u32 = {BLOCK_WORDS}u;\n\
+         const NORM_CHUNK: u32 = {NORM_CHUNK}u;\n\
          const FLUSH_BELOW: f32 = {FLUSH_BELOW:e};\n"
     )
 }
@@ -99,8 +101,10 @@ impl PopulationShape {
         let used = lanes_used(self.n, self.n_edges, n_out as u32) as usize;
         let wg = WORKGROUP_SIZE as usize;
         let record = used * (3 + n.div_ceil(wg) + n_out.div_ceil(wg) + ne.div_ceil(wg)) + 2 * used;
+        // hsf-ball's state norm (counted for every policy: an upper bound).
+        let norm = used * (3 + n.div_ceil(wg) + ne.div_ceil(wg)) + 2 * used;
         let synapses = 2 * rows * (1 + cols + lanes);
-        1 + 4 * n + record + synapses + 3 * cols
+        1 + 4 * n + record + norm + synapses + 3 * cols
     }
 
     /// The WGSL constants.
@@ -148,9 +152,14 @@ pub fn kernel_source_for(kernel: Kernel, shape: &PopulationShape) -> String {
     let shape = if kernel == Kernel::Population { shape.constants() } else { String::new() };
     let mut body = String::new();
     if kernel == Kernel::SmallNet {
-        for part in
-            [Kernel::NeuronStep, Kernel::RecordStep, Kernel::DenseStep, Kernel::DenseReduce, Kernel::CostateStep]
-        {
+        for part in [
+            Kernel::StateNorm,
+            Kernel::NeuronStep,
+            Kernel::RecordStep,
+            Kernel::DenseStep,
+            Kernel::DenseReduce,
+            Kernel::CostateStep,
+        ] {
             body.push_str(kernel_wgsl(part));
             body.push('\n');
         }
