@@ -10,6 +10,7 @@ use crate::baseline::{SgdMomentum, pass_order, train_prequential};
 use crate::config::{Experiment, Interval, MaskConfig, PreparedData, SignalConfig, rekey};
 use crate::output::{Diverged, PassSummary, ReplicaSummary, Summary, TraceColumns, TraceFile, write_atomic};
 use crate::plot::{self, Heatmap, LinePlot, Series};
+use crate::shard::{SHARD_KEY, Shard, ShardSummary};
 use localprop::checkpoint::{self, Checkpoint};
 use localprop::engine::{Backend, Divergence, Engine, Flow, OnDivergence};
 use localprop::error::{Error, Result};
@@ -37,6 +38,8 @@ pub struct RunOptions {
     /// Set (by a signal handler, say) to end the run early: the current block finishes,
     /// then the checkpoint, trace, plots and a summary marked `interrupted` are written.
     pub stop: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Run only this shard of the sweep's replicas (`--shard K/N`; see [`crate::shard`]).
+    pub shard: Option<Shard>,
 }
 
 /// The names of the files a run writes, for the summary and the docs.
@@ -86,7 +89,7 @@ pub fn run(path: &Path, opts: &RunOptions) -> Result<Summary> {
         exp.run.steps = Some(steps);
         exp.run.passes = None;
     }
-    execute(exp, &path.display().to_string(), None, opts)
+    execute(exp, &path.display().to_string(), None, opts, opts.shard)
 }
 
 /// Continues the run saved in a checkpoint, for `opts.steps` steps (default: the
@@ -109,7 +112,18 @@ pub fn resume(checkpoint_path: &Path, opts: &RunOptions) -> Result<Summary> {
         exp.run.steps = Some(steps);
         exp.run.passes = None;
     }
-    execute(exp, &file, Some(ckpt), opts)
+    // A shard's checkpoint continues that shard.
+    let shard = match ckpt.metadata.get(SHARD_KEY) {
+        Some(text) => Some(
+            text.parse::<Shard>()
+                .map_err(|e| Error::Data { path: file.clone(), message: format!("metadata `{SHARD_KEY}`: {e}") })?,
+        ),
+        None => None,
+    };
+    if opts.shard.is_some_and(|s| Some(s) != shard) {
+        return Err(Error::param("--shard", "given", "not used by resume: a shard's checkpoint continues its shard"));
+    }
+    execute(exp, &file, Some(ckpt), opts, shard)
 }
 
 /// Every file a run may write into its folder.
@@ -120,7 +134,7 @@ pub const RUN_FILES: [&str; 8] =
 /// before its summary) and of their temporaries, so that the folder never holds two runs'
 /// files. The summary goes first: a folder being cleared is never taken for a complete
 /// run. Files of other names are left alone.
-fn prepare_folder(out: &Path) -> Result<()> {
+pub(crate) fn prepare_folder(out: &Path) -> Result<()> {
     let io = |path: &Path, source| Error::Io { path: path.display().to_string(), source };
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     for name in RUN_FILES {
@@ -134,7 +148,7 @@ fn prepare_folder(out: &Path) -> Result<()> {
     Ok(())
 }
 
-fn refuse_existing(out: &Path, force: bool) -> Result<()> {
+pub(crate) fn refuse_existing(out: &Path, force: bool) -> Result<()> {
     if !force && out.join(SUMMARY_FILE).exists() {
         return Err(Error::Io {
             path: out.display().to_string(),
@@ -147,12 +161,20 @@ fn refuse_existing(out: &Path, force: bool) -> Result<()> {
     Ok(())
 }
 
-fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOptions) -> Result<Summary> {
+fn execute(
+    exp: Experiment,
+    file: &str,
+    from: Option<Checkpoint>,
+    opts: &RunOptions,
+    shard: Option<Shard>,
+) -> Result<Summary> {
     // Everything is checked before anything is written.
     refuse_existing(&opts.out, opts.force)?;
     let net = exp.network().map_err(|e| rekey(e, file, "network"))?;
     let data = exp.load_data(file, &net)?;
-    let params = exp.replica_params(&net).map_err(|e| rekey(e, file, "params"))?;
+    let all = exp.replica_params(&net).map_err(|e| rekey(e, file, "params"))?;
+    let range = shard.map_or(Ok(0..all.len()), |s| s.replicas(all.len()))?;
+    let params = all[range.clone()].to_vec();
     let steps = exp.total_steps(data.as_ref())?;
     if steps == 0 {
         return Err(Error::param("--steps", 0, "at least 1"));
@@ -188,7 +210,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
             n: net.n(),
             blocks: Checkpoint::blocks_of(&net),
             config_json: exp.to_json(),
-            metadata: run_metadata(frozen, data.as_ref()),
+            metadata: run_metadata(frozen, data.as_ref(), shard),
             state,
         };
         checkpoint::save(&checkpoint_path, &ckpt)
@@ -204,6 +226,8 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         let columns = TraceColumns {
             masks: exp.mask.is_some(),
             sign_per_replica: matches!(params[0].policy, Policy::HsfBall { .. }),
+            first_replica: range.start,
+            prefix: all.len() > 1,
         };
         TraceFile::create(&opts.out.join(TRACE_FILE), params.len(), net.outputs().len(), columns)?
     };
@@ -256,7 +280,9 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
     let mut replicas = Vec::new();
     for (r, p) in params.iter().enumerate() {
         let mut summary = scores.summary(r, p);
-        summary.diverged = frozen.get(r).map(|f| f.diverged.clone());
+        // Numbered among the sweep's replicas (a shard's start at its first).
+        summary.replica = range.start + r;
+        summary.diverged = frozen.get(r).map(|f| Diverged { replica: range.start + r, ..f.diverged.clone() });
         replicas.push(summary);
     }
     // Per-sample outcomes of replica 0 and of the baseline, for the running-accuracy plot.
@@ -292,6 +318,7 @@ fn execute(exp: Experiment, file: &str, from: Option<Checkpoint>, opts: &RunOpti
         baseline,
         files,
         interrupted,
+        shard: shard.map(|shard| ShardSummary { shard, replicas: [range.start, range.end] }),
         config: serde_json::from_str(&exp.to_json()).expect("valid JSON"),
     };
     let json = serde_json::to_string_pretty(&summary).expect("a summary always serialises");
@@ -439,8 +466,15 @@ pub const DATA_CRC_KEY: &str = "data_crc32";
 
 /// What a run adds to its checkpoints' metadata: the `diverged` list, when a replica
 /// diverged, and the data set's CRC-32, when there is one.
-fn run_metadata(frozen: &Frozen, data: Option<&PreparedData>) -> std::collections::BTreeMap<String, String> {
+fn run_metadata(
+    frozen: &Frozen,
+    data: Option<&PreparedData>,
+    shard: Option<Shard>,
+) -> std::collections::BTreeMap<String, String> {
     let mut meta = std::collections::BTreeMap::new();
+    if let Some(shard) = shard {
+        meta.insert(SHARD_KEY.to_string(), shard.to_string());
+    }
     if !frozen.replicas.is_empty() {
         let list: Vec<&Diverged> = frozen.replicas.values().map(|f| &f.diverged).collect();
         meta.insert(DIVERGED_KEY.to_string(), serde_json::to_string(&list).expect("a list of records serialises"));
@@ -844,32 +878,41 @@ fn write_plots(
             files.push("accuracy.png".into());
         }
     }
+    if !classification {
+        files.extend(sweep_plot(exp, replicas, out)?);
+    }
+    Ok(files)
+}
+
+/// `sweep.png`, the NMSE of output 0 over a sweep of one or two axes, from the replicas'
+/// summaries (all of them, in order); `None` for any other run.
+pub fn sweep_plot(exp: &Experiment, replicas: &[ReplicaSummary], out: &Path) -> Result<Option<String>> {
     let axes = exp.sweep_axes();
-    if !axes.is_empty() && !classification {
+    // A shard's replicas are part of the grid: its merge draws it.
+    let grid = axes.iter().map(|(_, v)| v.len()).product::<usize>();
+    if !axes.is_empty() && axes.len() <= 2 && replicas.len() == grid {
         let (ya, xa) = match axes.len() {
             1 => (None, &axes[0]),
             _ => (Some(&axes[axes.len() - 2]), &axes[axes.len() - 1]),
         };
-        if axes.len() <= 2 {
-            let values: Vec<f64> =
-                replicas.iter().map(|r| r.nmse.as_ref().and_then(|v| v[0]).unwrap_or(f64::NAN)).collect();
-            let x_ticks: Vec<String> = xa.1.iter().map(|v| format!("{v}")).collect();
-            let y_ticks: Vec<String> = ya.map_or(vec![String::new()], |a| a.1.iter().map(|v| format!("{v}")).collect());
-            plot::heatmap(
-                &out.join("sweep.png"),
-                &Heatmap {
-                    title: &format!("{}: NMSE of output 0 over the sweep", exp.name),
-                    x_label: xa.0.name(),
-                    y_label: ya.map_or("", |a| a.0.name()),
-                    x_ticks: &x_ticks,
-                    y_ticks: &y_ticks,
-                    values: &values,
-                    value_label: "NMSE",
-                    log_color: true,
-                },
-            )?;
-            files.push("sweep.png".into());
-        }
+        let values: Vec<f64> =
+            replicas.iter().map(|r| r.nmse.as_ref().and_then(|v| v[0]).unwrap_or(f64::NAN)).collect();
+        let x_ticks: Vec<String> = xa.1.iter().map(|v| format!("{v}")).collect();
+        let y_ticks: Vec<String> = ya.map_or(vec![String::new()], |a| a.1.iter().map(|v| format!("{v}")).collect());
+        plot::heatmap(
+            &out.join("sweep.png"),
+            &Heatmap {
+                title: &format!("{}: NMSE of output 0 over the sweep", exp.name),
+                x_label: xa.0.name(),
+                y_label: ya.map_or("", |a| a.0.name()),
+                x_ticks: &x_ticks,
+                y_ticks: &y_ticks,
+                values: &values,
+                value_label: "NMSE",
+                log_color: true,
+            },
+        )?;
+        return Ok(Some("sweep.png".into()));
     }
-    Ok(files)
+    Ok(None)
 }

@@ -1,7 +1,8 @@
 //! The `localprop` command line's library: experiment files ([`config`]), the runner
 //! ([`experiment`]), data sets ([`data`]), the backprop baseline ([`baseline`]), the
 //! backprop-limit experiment ([`bp_limit`]), the benchmark table ([`mod@bench`]), the memory
-//! budget ([`budget`]), traces and summaries ([`output`]) and plots ([`plot`]).
+//! budget ([`budget`]), traces and summaries ([`output`]), plots ([`plot`]) and sweeps split into
+//! shards ([`shard`]).
 //!
 //! The engine itself is the [`localprop`] crate, which depends on none of this; the binary is
 //! `src/main.rs`. Commands and files are documented in the README and
@@ -16,3 +17,4 @@ pub mod data;
 pub mod experiment;
 pub mod output;
 pub mod plot;
+pub mod shard;

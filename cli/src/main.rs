@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use localprop::Backend;
 use localprop_cli::bp_limit;
 use localprop_cli::experiment::{self, RunOptions};
+use localprop_cli::shard::Shard;
 
 #[derive(Parser)]
 #[command(name = "localprop", version, about = "Hamiltonian local propagation: run, resume and check experiments")]
@@ -49,6 +50,23 @@ enum Command {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        /// Overwrite an output folder that already holds a run.
+        #[arg(long)]
+        force: bool,
+        /// Run only shard K of N (K from 0) of the sweep's replicas, into
+        /// out/NAME/shard-K-of-N by default; `localprop merge` joins the shards' folders.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<Shard>,
+    },
+    /// Join the folders of a sweep's shards (`run --shard K/N`) into the folder the whole run
+    /// would have written.
+    Merge {
+        /// The shards' output folders, every shard once, in any order.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
         /// Overwrite an output folder that already holds a run.
         #[arg(long)]
         force: bool,
@@ -184,16 +202,19 @@ fn finish(summary: &localprop_cli::output::Summary, out: &std::path::Path, check
 
 fn dispatch(command: Command) -> localprop::Result<ExitCode> {
     match command {
-        Command::Run { experiment, backend, out, steps, seed, quiet, force } => {
+        Command::Run { experiment, backend, out, steps, seed, quiet, force, shard } => {
             let exp = experiment::check(&experiment)?.exp;
             let name = if exp.name.is_empty() {
                 experiment.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned())
             } else {
                 exp.name.clone()
             };
-            let out = out.unwrap_or_else(|| PathBuf::from("out").join(name));
+            let out = out.unwrap_or_else(|| match shard {
+                Some(s) => PathBuf::from("out").join(name).join(format!("shard-{}-of-{}", s.index, s.count)),
+                None => PathBuf::from("out").join(name),
+            });
             let stop = stop_on_signals();
-            let opts = RunOptions { backend, out, steps, seed, quiet, force, stop };
+            let opts = RunOptions { backend, out, steps, seed, quiet, force, stop, shard };
             explain_mesa_runtime_dir(opts.backend.unwrap_or(exp.run.backend));
             let summary = experiment::run(&experiment, &opts)?;
             return Ok(finish(&summary, &opts.out, experiment::CHECKPOINT_FILE));
@@ -206,10 +227,14 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
                 dir.with_file_name(format!("{name}-resumed"))
             });
             let stop = stop_on_signals();
-            let opts = RunOptions { backend, out, steps, seed: None, quiet, force, stop };
+            let opts = RunOptions { backend, out, steps, seed: None, quiet, force, stop, shard: None };
             explain_mesa_runtime_dir(opts.backend.unwrap_or(Backend::Auto));
             let summary = experiment::resume(&checkpoint, &opts)?;
             return Ok(finish(&summary, &opts.out, experiment::CHECKPOINT_FILE));
+        }
+        Command::Merge { shards, out, force } => {
+            let summary = localprop_cli::shard::merge(&shards, &out, force)?;
+            return Ok(finish(&summary, &out, experiment::CHECKPOINT_FILE));
         }
         Command::Check { experiment } => {
             let experiment::Checked { exp, steps, replicas, kernels, kernels_gpu } = experiment::check(&experiment)?;

@@ -20,6 +20,10 @@ pub struct TraceColumns {
     /// A `sign` per replica instead of one for all: the policy signs each replica on its own
     /// (`hsf-ball`); every other policy gives all replicas the same sign at a step.
     pub sign_per_replica: bool,
+    /// The number of the trace's first replica among the run's: a shard's (`--shard`) first.
+    pub first_replica: usize,
+    /// Prefix the columns with `r<k>_` even for one replica: a shard of a sweep.
+    pub prefix: bool,
 }
 
 /// The header of `trace.csv`: `step,t,sign`, then per replica (prefix `r<k>_` when there is
@@ -32,7 +36,10 @@ pub fn trace_header(trace: &Trace, columns: TraceColumns) -> Vec<String> {
         cols.push("sign".into());
     }
     for r in 0..trace.replicas {
-        let pre = if trace.replicas > 1 { format!("r{r}_") } else { String::new() };
+        let pre = match columns.prefix || trace.replicas > 1 {
+            true => format!("r{}_", columns.first_replica + r),
+            false => String::new(),
+        };
         if columns.sign_per_replica {
             cols.push(format!("{pre}sign"));
         }
@@ -251,6 +258,10 @@ pub struct Summary {
     /// resume` continues it from its checkpoint.
     #[serde(default)]
     pub interrupted: bool,
+    /// The shard of a sweep this run was (`--shard K/N`), and its replicas; absent for a
+    /// whole run and for a merged one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<crate::shard::ShardSummary>,
     /// The exact configuration that ran (after command-line overrides).
     pub config: serde_json::Value,
 }

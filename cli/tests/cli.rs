@@ -904,3 +904,64 @@ fn hsf_ball_runs_from_a_file_with_a_sign_per_replica_in_the_trace() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn a_sweep_run_in_shards_and_merged_is_the_whole_run_bit_for_bit() {
+    let dir = scratch("shards");
+    let cfg = root().join("examples/configs/sweep-q-r.toml");
+    let cfg = cfg.to_str().unwrap();
+    let run = |out: &Path, extra: &[&str]| {
+        let steps = if extra.contains(&"--steps") { &[][..] } else { &["--steps", "400"][..] };
+        let mut args = vec!["run", cfg, "--backend", "cpu", "--quiet", "--out", out.to_str().unwrap()];
+        args.extend(steps);
+        args.extend(extra);
+        ok(&localprop(&args));
+    };
+    let whole = dir.join("whole");
+    run(&whole, &[]);
+    let shard = |k: usize| dir.join(format!("s{k}"));
+    run(&shard(0), &["--shard", "0/3"]);
+    run(&shard(2), &["--shard", "2/3"]);
+    // Shard 1 interrupted halfway (as a killed job would be), resumed to the end.
+    run(&shard(1), &["--shard", "1/3", "--steps", "150"]);
+    let ck1 = shard(1).join("checkpoint.safetensors");
+    let resumed = dir.join("s1-resumed");
+    ok(&localprop(&["resume", ck1.to_str().unwrap(), "--steps", "250", "--quiet", "--out", resumed.to_str().unwrap()]));
+    // A resumed shard is a run of its own from step 150: its trace starts there. Merge the
+    // folders that ran from step 0 only; so rerun shard 1 whole, and check the resumed
+    // state equals it.
+    run(&shard(1), &["--shard", "1/3", "--force"]);
+    let state = |d: &Path| checkpoint::load(&d.join("checkpoint.safetensors")).unwrap().state;
+    assert_eq!(state(&resumed), state(&shard(1)), "a resumed shard continues its own replicas");
+
+    let merged = dir.join("merged");
+    let folders = [shard(2), shard(0), shard(1)];
+    let mut args = vec!["merge"];
+    args.extend(folders.iter().map(|f| f.to_str().unwrap()));
+    args.extend(["--out", merged.to_str().unwrap()]);
+    ok(&localprop(&args));
+    let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+    assert_eq!(read(&merged, "trace.csv"), read(&whole, "trace.csv"), "the same trace, byte for byte");
+    assert_eq!(state(&merged), state(&whole), "the same state, bit for bit");
+    let summary = |d: &Path| -> Summary { serde_json::from_slice(&read(d, "summary.json")).unwrap() };
+    let (m, w) = (summary(&merged), summary(&whole));
+    assert_eq!(m.replicas, w.replicas, "the same scores");
+    assert_eq!((m.files, m.shard, m.config), (w.files, None, w.config));
+    assert!(merged.join("sweep.png").exists());
+
+    // Refused: a missing shard, a shard twice, shards of another sweep, shards past the replicas.
+    let merge = |folders: &[&Path]| {
+        let mut args = vec!["merge", "--force", "--out", merged.to_str().unwrap()];
+        args.extend(folders.iter().map(|f| f.to_str().unwrap()));
+        let out = localprop(&args);
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(merge(&[&shard(0), &shard(2)]).contains("also 1/3"));
+    assert!(merge(&[&shard(0), &shard(0), &shard(1), &shard(2)]).contains("each shard once"));
+    assert!(merge(&[&shard(0), &resumed, &shard(2)]).contains("not of the same sweep"));
+    assert!(merge(&[&whole]).contains("not a shard"));
+    let e = localprop(&["run", cfg, "--shard", "0/21", "--out", dir.join("x").to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&e.stderr).contains("at most 20 shards"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
