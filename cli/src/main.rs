@@ -186,12 +186,7 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
     match command {
         Command::Run { experiment, backend, out, steps, seed, quiet, force } => {
             let exp = experiment::check(&experiment)?.exp;
-            let name = if exp.name.is_empty() {
-                experiment.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned())
-            } else {
-                exp.name.clone()
-            };
-            let out = out.unwrap_or_else(|| PathBuf::from("out").join(name));
+            let out = out.unwrap_or_else(|| experiment::default_out(&experiment, &exp));
             let stop = stop_on_signals();
             let opts = RunOptions { backend, out, steps, seed, quiet, force, stop };
             explain_mesa_runtime_dir(opts.backend.unwrap_or(exp.run.backend));
