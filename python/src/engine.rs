@@ -13,6 +13,7 @@ use crate::network::PyNetwork;
 use crate::params::PyParams;
 use crate::streams::{Failure, Kind, Shape, Source, tuple};
 use crate::{OrRaise, error};
+use localprop::engine::DEFAULT_BLOCK_STEPS;
 use localprop::{Backend, Engine, Flow, OnDivergence, Params, State, Streams, Trace};
 
 /// Runs the lockstep dynamics of one network for one or more replicas, on the CPU or a GPU.
@@ -34,6 +35,14 @@ use localprop::{Backend, Engine, Flow, OnDivergence, Params, State, Streams, Tra
 pub struct PyEngine {
     engine: Engine,
     network: Py<PyNetwork>,
+    /// The engine's settings, kept to rebuild it ([`PyEngine::rebuild`]).
+    record_every: u64,
+    block_steps: usize,
+    on_divergence: OnDivergence,
+    /// Set when a GPU run stopped with an error while a block was in flight: the engine's
+    /// pipeline then still holds that block's records, which would be taken for the next
+    /// run's. Such an engine runs again only after `set_state`, which rebuilds it.
+    stale: Option<String>,
 }
 
 /// `params` as one set per replica.
@@ -75,11 +84,10 @@ impl PyEngine {
         // A GPU backend looks for an adapter and makes a device: without the GIL.
         let mut engine = py.detach(|| Engine::with_backend(net, params, backend)).or_raise()?;
         engine.set_record_every(record_every).or_raise()?;
-        if let Some(steps) = block_steps {
-            py.detach(|| engine.set_block_steps(steps)).or_raise()?;
-        }
+        let block_steps = block_steps.unwrap_or(DEFAULT_BLOCK_STEPS);
+        py.detach(|| engine.set_block_steps(block_steps)).or_raise()?;
         engine.set_on_divergence(on_divergence);
-        Ok(PyEngine { engine, network: network.unbind() })
+        Ok(PyEngine { engine, network: network.unbind(), record_every, block_steps, on_divergence, stale: None })
     }
 
     /// Runs ``steps`` steps and returns the recorded steps as a ``Trace``.
@@ -100,7 +108,13 @@ impl PyEngine {
     ///
     /// The GIL is released while the engine steps (taken back for callables, and once per
     /// block to let Ctrl-C through: ``KeyboardInterrupt`` after the current block, the
-    /// engine's state at the end of it). Arrays are copied once at the start of the run.
+    /// engine's state at the end of it). Arrays are copied once at the start of the run, and
+    /// their values checked then (finite; masks 0 or 1), before any step.
+    ///
+    /// An error in the middle of a run (a callable's exception, a divergence) is raised with
+    /// the steps before it taken: on the CPU the engine stands at the end of the last whole
+    /// block and can run on. On a GPU a block may still be in flight, so the engine refuses to
+    /// run again until ``set_state`` (``engine.set_state(engine.state)`` to go on) rebuilds it.
     #[pyo3(signature = (steps, inputs = None, targets = None, masks = None))]
     fn run(
         &mut self,
@@ -132,30 +146,72 @@ impl PyEngine {
             })
             .collect();
 
+        if let Some(why) = &self.stale {
+            return Err(error(format!(
+                "this engine's last run stopped with an error while a block of steps was in flight on the GPU ({why}); \
+                 `set_state(...)` (`engine.state` reads the current one) rebuilds it to go on"
+            )));
+        }
         let mut trace = Trace::new(replicas, n_out);
         let mut interrupt = None;
-        let engine = &mut self.engine;
-        let ran = py.detach(|| {
-            engine.run_blocks(steps, &mut streams, |_, part| {
-                trace.extend_from(part);
-                Ok(match Python::attach(|py| py.check_signals()) {
-                    Ok(()) => Flow::Continue,
-                    Err(e) => {
-                        interrupt = Some(e);
-                        Flow::Stop
+        let (engine, block) = (&mut self.engine, self.block_steps as u64);
+        let ran = if engine.backend() == Backend::Cpu {
+            // On the CPU a block runs when it is submitted: one block per call costs nothing,
+            // and an error (a stream's, a divergence) leaves no block in flight.
+            py.detach(|| {
+                let mut done = 0;
+                while done < steps {
+                    let len = (steps - done).min(block);
+                    let ran = engine.run_blocks(len, &mut streams, |_, part| {
+                        trace.extend_from(part);
+                        Ok(Flow::Continue)
+                    })?;
+                    done += ran;
+                    if ran < len {
+                        break; // every replica diverged
                     }
-                })
+                    if done < steps
+                        && let Err(e) = Python::attach(|py| py.check_signals())
+                    {
+                        interrupt = Some(e);
+                        break;
+                    }
+                }
+                Ok(())
             })
-        });
+        } else {
+            // On the GPU the next block is prepared while the device computes one: an error
+            // mid-run can leave a block in flight (see `stale`).
+            let ran = py.detach(|| {
+                engine.run_blocks(steps, &mut streams, |_, part| {
+                    trace.extend_from(part);
+                    Ok(match Python::attach(|py| py.check_signals()) {
+                        Ok(()) => Flow::Continue,
+                        Err(e) => {
+                            interrupt = Some(e);
+                            Flow::Stop
+                        }
+                    })
+                })
+            });
+            if let Err(e) = &ran {
+                self.stale = Some(e.to_string());
+            }
+            ran.map(|_| ())
+        };
         // The callable's own error first: the engine's is only about the NaN left in its place.
-        if let Some(e) = failure.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        let failed = failure.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(e) = failed {
+            if self.stale.is_some() {
+                self.stale = Some(format!("a stream callable raised {e}"));
+            }
             return Err(e);
         }
         ran.or_raise()?;
         if let Some(e) = interrupt {
             return Err(e);
         }
-        Ok(PyTrace::new(py, trace, masks.is_some()))
+        PyTrace::new(py, trace, masks.is_some())
     }
 
     /// The full state, read now (on a GPU: read back, waiting for the steps in flight). Its
@@ -208,8 +264,24 @@ impl PyEngine {
         if let Some(step) = step {
             base.step = step;
         }
+        base.check(replicas, n, e).or_raise()?;
+        if self.stale.is_some() {
+            self.rebuild(py)?;
+        }
         let engine = &mut self.engine;
         py.detach(|| engine.set_state(&base)).or_raise()
+    }
+
+    /// Steps recorded: every ``record_every``-th.
+    #[getter]
+    fn record_every(&self) -> u64 {
+        self.record_every
+    }
+
+    /// Steps prepared, run and read back at once.
+    #[getter]
+    fn block_steps(&self) -> usize {
+        self.block_steps
     }
 
     /// The messages ``e_hat_i = c_i sigma'(a_i) p_i`` and the state powers
@@ -308,6 +380,26 @@ impl PyEngine {
     }
 }
 
+impl PyEngine {
+    /// A fresh engine of the same network, parameters, backend and settings, with the marks
+    /// of the replicas that diverged, in place of this one (its state is set after).
+    fn rebuild(&mut self, py: Python<'_>) -> PyResult<()> {
+        let (net, params, backend) =
+            (self.engine.network().clone(), self.engine.params().to_vec(), self.engine.backend());
+        let mut fresh = py.detach(|| Engine::with_backend(net, params, backend)).or_raise()?;
+        fresh.set_record_every(self.record_every).or_raise()?;
+        let block_steps = self.block_steps;
+        py.detach(|| fresh.set_block_steps(block_steps)).or_raise()?;
+        fresh.set_on_divergence(self.on_divergence);
+        for (r, d) in self.engine.diverged().iter().enumerate() {
+            fresh.set_diverged(r, *d).or_raise()?;
+        }
+        self.engine = fresh;
+        self.stale = None;
+        Ok(())
+    }
+}
+
 /// Two arrays, as a tuple.
 type Pair<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray2<f32>>);
 
@@ -388,12 +480,19 @@ pub struct PyTrace {
 }
 
 impl PyTrace {
-    fn new(py: Python<'_>, trace: Trace, has_masks: bool) -> Self {
+    fn new(py: Python<'_>, trace: Trace, has_masks: bool) -> PyResult<Self> {
         let (rows, replicas, n_out) = (trace.rows(), trace.replicas, trace.n_out);
+        let fits = |v: &[f32], per: usize| v.len() == rows * replicas * per;
+        let columns = [(&trace.loss, 1), (&trace.lagrangian, 1), (&trace.hamiltonian, 1), (&trace.outputs, n_out)];
+        if !columns.iter().all(|(v, per)| fits(v, *per)) || !fits(&trace.targets, n_out) || !fits(&trace.masks, n_out) {
+            return Err(error(format!(
+                "the engine returned a trace of {rows} steps whose columns do not all have them"
+            )));
+        }
         let per_replica = |v: Vec<f32>| array2(py, v, rows, replicas).unbind();
         let per_output =
             |v: Vec<f32>| Array3::from_shape_vec((rows, replicas, n_out), v).expect("sizes").into_pyarray(py).unbind();
-        PyTrace {
+        Ok(PyTrace {
             step: Array1::from_vec(trace.step).into_pyarray(py).unbind(),
             t: Array1::from_vec(trace.t).into_pyarray(py).unbind(),
             sign: Array1::from_vec(trace.sign).into_pyarray(py).unbind(),
@@ -406,7 +505,7 @@ impl PyTrace {
             replicas,
             n_out,
             has_masks,
-        }
+        })
     }
 
     fn rows(&self, py: Python<'_>) -> usize {

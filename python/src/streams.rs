@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use numpy::{AllowTypeChange, PyArrayLikeDyn, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
-use crate::error;
+use crate::{error, raise};
 use localprop::signal::Signal;
 
 /// Which stream, as `Engine.run` names its arguments.
@@ -31,6 +31,15 @@ impl Kind {
             Kind::Inputs => "inputs",
             Kind::Targets => "targets",
             Kind::Masks => "masks",
+        }
+    }
+
+    /// The engine's name of the stream, in its errors.
+    fn stream(self) -> &'static str {
+        match self {
+            Kind::Inputs => "input",
+            Kind::Targets => "target",
+            Kind::Masks => "mask",
         }
     }
 }
@@ -100,7 +109,34 @@ impl Source {
             Ok(s) => s.to_vec(),
             Err(_) => array.as_array().iter().copied().collect(),
         };
-        Ok(Source::Array { data: Arc::new(data), rows, channels, per_replica, first: shape.first })
+        let source = Source::Array { data: Arc::new(data), rows, channels, per_replica, first: shape.first };
+        source.check(kind, shape.replicas)?;
+        Ok(source)
+    }
+
+    /// Checks an array's values before any step, as the engine checks each value it samples
+    /// (finite; masks 0 or 1), with the engine's message for the first bad one in step order:
+    /// an error in the middle of a run would leave the steps before it taken.
+    fn check(&self, kind: Kind, replicas: usize) -> PyResult<()> {
+        let Source::Array { data, rows, channels, per_replica, first } = self else { return Ok(()) };
+        let replicas = if *per_replica { replicas } else { 1 };
+        for row in 0..*rows {
+            for replica in 0..replicas {
+                let at = (replica * rows + row) * channels;
+                for (channel, &v) in data[at..at + channels].iter().enumerate() {
+                    let step = first + row as u64;
+                    let message = match kind {
+                        Kind::Masks if v != 0.0 && v != 1.0 => format!("value {v} at step {step}; masks are 0 or 1"),
+                        Kind::Inputs | Kind::Targets if !v.is_finite() => {
+                            format!("channel {channel} is {v} at step {step}; values must be finite")
+                        }
+                        _ => continue,
+                    };
+                    return Err(raise(localprop::Error::Stream { stream: kind.stream(), replica, message }));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The signal of replica `replica`.

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import localprop as lp
+from conftest import assert_states_equal, assert_traces_equal
 
 
 def raises(match):
@@ -110,7 +111,39 @@ def test_an_exception_in_a_callable_is_raised_from_run_and_stops_it_early():
     with pytest.raises(KeyError, match="no target at 600"):
         e.run(10_000, inputs=np.zeros((10_000, 3)), targets=failing)
     assert calls[-1] == 600
-    assert e.step < 10_000  # the blocks before it ran, no further one
+    assert e.step == 512  # the blocks of 256 steps before it ran, no further one
+
+
+def test_after_an_error_mid_run_the_engine_goes_on_from_the_last_whole_block():
+    net = lp.Network.tracking()
+    target = lambda step, t: np.nan if step == 600 else np.sin(t)  # noqa: E731
+    e = lp.Engine(net, lp.Params.tracking(10.0), backend="cpu")
+    with raises(r"stream `target` \(replica 0\): channel 0 is NaN at step 600"):
+        e.run(1000, targets=target)
+    assert e.step == 512
+    ref = lp.Engine(net, lp.Params.tracking(10.0), backend="cpu")
+    ref.run(512, targets=target)
+    assert_states_equal(e.state, ref.state)
+    a, b = e.run(100, targets=lambda s, t: np.sin(t)), ref.run(100, targets=lambda s, t: np.sin(t))
+    assert np.array_equal(a.step, np.arange(512, 612))
+    assert_traces_equal(a, b)
+
+
+def test_an_array_with_a_bad_value_is_refused_before_any_step():
+    e = engine(replicas=2)
+    inputs = np.zeros((1000, 3))
+    targets = np.zeros((2, 1000, 2))
+    targets[1, 300, 1] = np.inf
+    with raises(r"stream `target` \(replica 1\): channel 1 is inf at step 300; values must be finite"):
+        e.run(1000, inputs=inputs, targets=targets)
+    inputs[999, 2] = np.nan
+    with raises(r"stream `input` \(replica 0\): channel 2 is NaN at step 999"):
+        e.run(1000, inputs=inputs, targets=np.zeros((1000, 2)))
+    masks = np.ones((1000, 2))
+    masks[700, 0] = 2.0
+    with raises(r"stream `mask` \(replica 0\): value 2 at step 700; masks are 0 or 1"):
+        e.run(1000, inputs=np.zeros((1000, 3)), targets=np.zeros((1000, 2)), masks=masks)
+    assert e.step == 0
 
 
 def test_bad_states_name_the_array_and_the_shapes():

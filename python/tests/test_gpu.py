@@ -2,6 +2,7 @@
 skip, printing why; with LOCALPROP_REQUIRE_GPU=1 they fail instead."""
 
 import numpy as np
+import pytest
 
 import localprop as lp
 from conftest import gpu_engine
@@ -57,3 +58,28 @@ def test_gpu_replicas_with_inputs_and_state_round_trip_agree_with_the_cpu():
     assert gs.step == cs.step == 800
     for name in ["x", "p", "w", "pw"]:
         assert_close(f"state.{name}", getattr(gs, name), getattr(cs, name))
+
+
+def test_after_an_error_mid_run_on_the_gpu_set_state_rebuilds_the_engine():
+    net, params = lp.Network.tracking(), lp.Params.tracking(10.0)
+    gpu = gpu_engine(net, params)
+
+    def target(step, t):
+        if step == 600:
+            raise RuntimeError("no target at 600")
+        return np.sin(t)
+
+    with pytest.raises(RuntimeError, match="no target at 600"):
+        gpu.run(1000, targets=target)
+    # A block may still be in flight: the engine refuses to run until a state is set.
+    with pytest.raises(lp.LocalpropError, match=r"set_state"):
+        gpu.run(10, targets=lambda s, t: np.sin(t))
+    state = gpu.state
+    assert state.step == gpu.step == 512
+    gpu.set_state(state)
+    assert gpu.backend == "gpu"
+    cpu = lp.Engine(net, params, backend="cpu")
+    cpu.set_state(state)
+    g, c = gpu.run(500, targets=lambda s, t: np.sin(t)), cpu.run(500, targets=lambda s, t: np.sin(t))
+    assert np.array_equal(g.step, np.arange(512, 1012))
+    assert_close("outputs after the rebuild", g.outputs, c.outputs)
