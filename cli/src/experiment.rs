@@ -79,6 +79,17 @@ pub struct Checked {
     pub kernels_gpu: String,
 }
 
+/// The folder a run of the experiment file at `path` writes into unless told otherwise:
+/// `out/` and the experiment's `name`, or the file's stem when it has none.
+pub fn default_out(path: &Path, exp: &Experiment) -> PathBuf {
+    let name = if exp.name.is_empty() {
+        path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned())
+    } else {
+        exp.name.clone()
+    };
+    PathBuf::from("out").join(name)
+}
+
 /// Runs the experiment in the file at `path`.
 pub fn run(path: &Path, opts: &RunOptions) -> Result<Summary> {
     let mut exp = Experiment::load(path)?;

@@ -204,14 +204,9 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
     match command {
         Command::Run { experiment, backend, out, steps, seed, quiet, force, shard } => {
             let exp = experiment::check(&experiment)?.exp;
-            let name = if exp.name.is_empty() {
-                experiment.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned())
-            } else {
-                exp.name.clone()
-            };
-            let out = out.unwrap_or_else(|| match shard {
-                Some(s) => PathBuf::from("out").join(name).join(format!("shard-{}-of-{}", s.index, s.count)),
-                None => PathBuf::from("out").join(name),
+            let out = out.unwrap_or_else(|| {
+                let whole = experiment::default_out(&experiment, &exp);
+                shard.map_or(whole.clone(), |s| whole.join(format!("shard-{}-of-{}", s.index, s.count)))
             });
             let stop = stop_on_signals();
             let opts = RunOptions { backend, out, steps, seed, quiet, force, stop, shard };
