@@ -2,26 +2,40 @@
 
 from collections.abc import Callable, Sequence
 from os import PathLike
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, final
 
 import numpy as np
 import numpy.typing as npt
 
+__all__ = [
+    "LocalpropError",
+    "__version__",
+    "Network",
+    "Params",
+    "Engine",
+    "Trace",
+    "State",
+    "Checkpoint",
+    "run_file",
+    "merge",
+    "load_checkpoint",
+]
 __version__: str
 
-F32: TypeAlias = npt.NDArray[np.float32]
-ArrayLike: TypeAlias = npt.ArrayLike
+_F32: TypeAlias = npt.NDArray[np.float32]
+_ArrayLike: TypeAlias = npt.ArrayLike
 #: An array with one row per step, ``(steps, channels)`` or ``(replicas, steps, channels)``,
 #: or a callable ``f(step, t)`` returning ``(channels,)``, ``(replicas, channels)`` or a number.
-Stream: TypeAlias = ArrayLike | Callable[[int, float], ArrayLike]
-Backend: TypeAlias = Literal["cpu", "gpu", "auto"]
-Policy: TypeAlias = Literal["hamilton", "reverse-costate", "hsf", "hsf-every-step", "hsf-ball"]
-Activation: TypeAlias = Literal["tanh", "logistic", "identity"]
-InitName: TypeAlias = Literal["uniform", "normal", "zero"]
+_Stream: TypeAlias = _ArrayLike | Callable[[int, float], _ArrayLike]
+_Backend: TypeAlias = Literal["cpu", "gpu", "auto"]
+_Policy: TypeAlias = Literal["hamilton", "reverse-costate", "hsf", "hsf-every-step", "hsf-ball"]
+_Activation: TypeAlias = Literal["tanh", "logistic", "identity"]
+_InitName: TypeAlias = Literal["uniform", "normal", "zero"]
 
 class LocalpropError(ValueError):
     """An error of the engine or of the arguments handed to it."""
 
+@final
 class Network:
     @staticmethod
     def layered(
@@ -29,7 +43,7 @@ class Network:
         *,
         bias: bool = False,
         outputs: Sequence[int] | None = None,
-        init: InitName | None = None,
+        init: _InitName | None = None,
         init_gain: float | None = None,
         seed: int = 0,
     ) -> Network: ...
@@ -41,7 +55,7 @@ class Network:
         *,
         bias: bool = False,
         outputs: Sequence[int] | None = None,
-        init: InitName | None = None,
+        init: _InitName | None = None,
         init_gain: float | None = None,
         seed: int = 0,
     ) -> Network: ...
@@ -54,7 +68,7 @@ class Network:
         *,
         bias: bool = False,
         outputs: Sequence[int] | None = None,
-        init: InitName | None = None,
+        init: _InitName | None = None,
         init_gain: float | None = None,
         seed: int = 0,
     ) -> Network: ...
@@ -66,7 +80,7 @@ class Network:
         *,
         bias: bool = False,
         outputs: Sequence[int] | None = None,
-        init: InitName | None = None,
+        init: _InitName | None = None,
         init_gain: float | None = None,
         seed: int = 0,
     ) -> Network: ...
@@ -93,12 +107,13 @@ class Network:
     @property
     def synapses(self) -> npt.NDArray[np.uint32]: ...
     @property
-    def initial_weights(self) -> F32: ...
-    def weight_matrix(self, w: ArrayLike) -> F32: ...
+    def initial_weights(self) -> _F32: ...
+    def weight_matrix(self, w: _ArrayLike) -> _F32: ...
 
+@final
 class Params:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         *,
         c: float | Sequence[float] | None = None,
         tau: float | None = None,
@@ -106,12 +121,12 @@ class Params:
         r: float | None = None,
         r_w: float | None = None,
         theta: float | None = None,
-        activation: Activation | None = None,
-        policy: Policy | None = None,
+        activation: _Activation | None = None,
+        policy: _Policy | None = None,
         hsf_frequency: float | None = None,
         hsf_radius: float | None = None,
         learning: bool | None = None,
-    ) -> None: ...
+    ) -> Params: ...
     def replace(
         self,
         *,
@@ -121,8 +136,8 @@ class Params:
         r: float | None = None,
         r_w: float | None = None,
         theta: float | None = None,
-        activation: Activation | None = None,
-        policy: Policy | None = None,
+        activation: _Activation | None = None,
+        policy: _Policy | None = None,
         hsf_frequency: float | None = None,
         hsf_radius: float | None = None,
         learning: bool | None = None,
@@ -152,16 +167,17 @@ class Params:
     @property
     def learning(self) -> bool: ...
 
+@final
 class Trace:
     step: npt.NDArray[np.uint64]
     t: npt.NDArray[np.float64]
-    sign: F32
-    loss: F32
-    lagrangian: F32
-    hamiltonian: F32
-    outputs: F32
-    targets: F32
-    masks: F32
+    sign: _F32
+    loss: _F32
+    lagrangian: _F32
+    hamiltonian: _F32
+    outputs: _F32
+    targets: _F32
+    masks: _F32
     replicas: int
     n_out: int
     has_masks: bool
@@ -170,34 +186,36 @@ class Trace:
     def to_pandas(self) -> Any: ...
     def __len__(self) -> int: ...
 
+@final
 class State:
     step: int
-    x: F32
-    p: F32
-    w: F32
-    pw: F32
-    def __init__(self, x: ArrayLike, p: ArrayLike, w: ArrayLike, pw: ArrayLike, step: int = 0) -> None: ...
+    x: _F32
+    p: _F32
+    w: _F32
+    pw: _F32
+    def __new__(cls, x: _ArrayLike, p: _ArrayLike, w: _ArrayLike, pw: _ArrayLike, step: int = 0) -> State: ...
     @property
     def replicas(self) -> int: ...
 
+@final
 class Engine:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         network: Network,
         params: Params | Sequence[Params],
-        backend: Backend = "auto",
+        backend: _Backend = "auto",
         replicas: int | None = None,
         *,
         record_every: int = 1,
         block_steps: int | None = None,
         on_divergence: Literal["error", "continue"] = "error",
-    ) -> None: ...
+    ) -> Engine: ...
     def run(
         self,
         steps: int,
-        inputs: Stream | None = None,
-        targets: Stream | None = None,
-        masks: Stream | None = None,
+        inputs: _Stream | None = None,
+        targets: _Stream | None = None,
+        masks: _Stream | None = None,
     ) -> Trace: ...
     @property
     def state(self) -> State: ...
@@ -205,13 +223,17 @@ class Engine:
         self,
         state: State | None = None,
         *,
-        x: ArrayLike | None = None,
-        p: ArrayLike | None = None,
-        w: ArrayLike | None = None,
-        pw: ArrayLike | None = None,
+        x: _ArrayLike | None = None,
+        p: _ArrayLike | None = None,
+        w: _ArrayLike | None = None,
+        pw: _ArrayLike | None = None,
         step: int | None = None,
     ) -> None: ...
-    def last_messages(self) -> tuple[F32, F32]: ...
+    def last_messages(self) -> tuple[_F32, _F32]: ...
+    @property
+    def record_every(self) -> int: ...
+    @property
+    def block_steps(self) -> int: ...
     @property
     def step(self) -> int: ...
     @property
@@ -233,16 +255,17 @@ class Engine:
     @property
     def diverged(self) -> list[dict[str, Any] | None]: ...
 
+@final
 class Checkpoint:
     step: int
     t: float
     replicas: int
     n: int
     n_edges: int
-    x: F32
-    p: F32
-    w: F32
-    pw: F32
+    x: _F32
+    p: _F32
+    w: _F32
+    pw: _F32
     config: dict[str, Any]
     metadata: dict[str, str]
     @property
@@ -256,7 +279,7 @@ class Checkpoint:
 def run_file(
     path: str | PathLike[str],
     *,
-    backend: Backend | None = None,
+    backend: _Backend | None = None,
     out: str | PathLike[str] | None = None,
     steps: int | None = None,
     seed: int | None = None,

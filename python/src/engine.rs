@@ -125,6 +125,12 @@ impl PyEngine {
         targets: Option<Bound<'_, PyAny>>,
         masks: Option<Bound<'_, PyAny>>,
     ) -> PyResult<PyTrace> {
+        if let Some(why) = &self.stale {
+            return Err(error(format!(
+                "this engine's last run stopped with an error while a block of steps was in flight on the GPU ({why}); \
+                 `set_state(...)` (`engine.state` reads the current one) rebuilds it to go on"
+            )));
+        }
         let net = self.engine.network();
         let (replicas, n_in, n_out, first) =
             (self.engine.replicas(), net.inputs(), net.outputs().len(), self.engine.step());
@@ -147,12 +153,6 @@ impl PyEngine {
             })
             .collect();
 
-        if let Some(why) = &self.stale {
-            return Err(error(format!(
-                "this engine's last run stopped with an error while a block of steps was in flight on the GPU ({why}); \
-                 `set_state(...)` (`engine.state` reads the current one) rebuilds it to go on"
-            )));
-        }
         let mut trace = Trace::new(replicas, n_out);
         let mut interrupt = None;
         let (engine, block) = (&mut self.engine, self.block_steps as u64);

@@ -100,9 +100,7 @@ impl Source {
             [replicas, rows, channels] if replicas == shape.replicas => (true, rows, channels),
             _ => return Err(error(format!("`{name}` has shape {}; {want}", tuple(&dims)))),
         };
-        // A run of no steps samples nothing; any other samples at least one row.
-        let rows_ok = rows == shape.steps || (kind == Kind::Inputs && rows == shape.steps + 1);
-        if !rows_ok || (rows == 0 && shape.steps > 0) {
+        if rows != shape.steps && !(kind == Kind::Inputs && rows == shape.steps + 1) {
             return Err(error(format!("`{name}` has shape {}: {rows} rows; {want}", tuple(&dims))));
         }
         let data = match array.as_slice() {

@@ -254,3 +254,13 @@ def test_the_gil_is_released_while_stepping():
     assert during > 0.1 * alone * seconds, (
         f"the counting thread advanced {during} times in a {seconds:.2f} s run, {alone:.0f}/s alone"
     )
+
+
+def test_last_messages_are_the_local_signals_of_the_last_step():
+    net = small_net()
+    engine = lp.Engine(net, two_params(), backend="cpu")
+    engine.run(50, inputs=inputs_at, targets=targets_at)
+    e_hat, h = engine.last_messages()
+    assert e_hat.shape == h.shape == (2, net.n)
+    assert not e_hat[:, : net.d].any()  # input neurons carry no message
+    assert np.abs(e_hat[:, net.d :]).max() > 0

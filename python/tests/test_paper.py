@@ -107,7 +107,8 @@ def test_python_engine_ends_in_the_command_lines_checkpoint_bit_for_bit(cli_run,
     assert ckpt.t == engine.time
     for name in ["x", "p", "w", "pw"]:
         assert_bits_equal(name, getattr(ckpt, name), getattr(state, name))
-    # The checkpoint's synapses are the network's, in its order.
+    # One dense block (the bias and 5 neurons into the 5 neurons): the network's synapses, in order.
+    assert ckpt.blocks == [{"kind": "dense", "rows": (1, 6), "cols": (0, 6)}]
     assert np.array_equal(ckpt.synapses, engine.network.synapses)
     moved = ckpt.state_for(engine.network)
     assert_bits_equal("state_for(network).w", moved.w, state.w)
