@@ -639,9 +639,33 @@ impl Engine {
         mut sink: impl FnMut(u64, &Trace) -> Result<Flow>,
     ) -> Result<u64> {
         self.check_streams(streams)?;
-        // Block b + 1 is prepared and submitted before block b's trace is collected, so on
-        // the GPU the host evaluates streams and reads traces while the device computes.
-        let mut in_flight: VecDeque<(Trace, u64, u64)> = VecDeque::new();
+        let mut in_flight = VecDeque::new();
+        let ran = self.pump_blocks(steps, streams, &mut sink, &mut in_flight);
+        if ran.is_err() {
+            // A block submitted before the error has run (or runs): its results are taken
+            // and dropped, so that the next run does not read them as its own. The engine is
+            // then at the end of the last block submitted.
+            for _ in in_flight.drain(..) {
+                if let Ok(result) = self.exec.collect() {
+                    self.exec.recycle(result.rows);
+                }
+            }
+        }
+        let submitted = ran?;
+        self.check_state()?;
+        Ok(submitted)
+    }
+
+    /// [`Engine::run_blocks`]' loop: block b + 1 is prepared and submitted before block b's
+    /// trace is collected, so on the GPU the host evaluates streams and reads traces while the
+    /// device computes. On an error, the blocks still in flight are left in `in_flight`.
+    fn pump_blocks(
+        &mut self,
+        steps: u64,
+        streams: &mut [Streams],
+        sink: &mut impl FnMut(u64, &Trace) -> Result<Flow>,
+        in_flight: &mut VecDeque<(Trace, u64, u64)>,
+    ) -> Result<u64> {
         let (mut submitted, mut stop) = (0, self.all_diverged());
         while (submitted < steps && !stop) || !in_flight.is_empty() {
             if submitted < steps && !stop && in_flight.len() < 2 {
@@ -666,7 +690,6 @@ impl Engine {
             stop |= sink(done, &part)? == Flow::Stop || self.all_diverged();
             self.spare.parts.push(part);
         }
-        self.check_state()?;
         Ok(submitted)
     }
 

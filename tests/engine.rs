@@ -546,3 +546,34 @@ fn hsf_ball_sign_flips_exactly_where_the_state_crosses_the_ball() {
         assert!(mixed >= 100, "fused {fused}: the replicas' signs differed at {mixed} steps only");
     }
 }
+
+#[test]
+fn a_run_that_fails_midway_leaves_no_block_behind_for_the_next() {
+    use localprop::signal::FnSignal;
+    for failing_step in [300u64, 100] {
+        let mut engine = Engine::new(paper_net(), Params::tracking(10.0)).unwrap();
+        engine.set_block_steps(256).unwrap();
+        // A target that is NaN from `failing_step` on: a stream error while the block before
+        // it is still in flight (or, at step 100, in the first block itself).
+        let bad = FnSignal::new(1, move |step, t, out: &mut [f32]| {
+            out[0] = if step >= failing_step { f32::NAN } else { (0.6 * t).sin() as f32 }
+        });
+        let failed = engine.run(1000, &mut [Streams::new(bad)]);
+        assert!(failed.is_err(), "a NaN target is an error");
+        // The engine went on to the end of the last block it submitted; the next run starts
+        // there and its trace holds its own steps only.
+        let at = engine.step();
+        assert!(at.is_multiple_of(256) && at <= 512, "{at}");
+        // A twin set to the state the failed run left runs the same next steps.
+        let mut twin = Engine::new(paper_net(), Params::tracking(10.0)).unwrap();
+        twin.set_block_steps(256).unwrap();
+        twin.set_state(&engine.state().unwrap()).unwrap();
+        let trace = engine.run(100, &mut tracking_streams(1)).unwrap();
+        let want = twin.run(100, &mut tracking_streams(1)).unwrap();
+        assert_eq!(trace.rows(), 100);
+        assert_eq!(trace.step, (at..at + 100).collect::<Vec<_>>(), "after a failure at step {failing_step}");
+        assert_eq!(trace.loss, want.loss, "the next run's own values, after a failure at step {failing_step}");
+        assert_eq!(trace.outputs, want.outputs);
+        assert_eq!(engine.state().unwrap(), twin.state().unwrap());
+    }
+}
