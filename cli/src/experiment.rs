@@ -80,14 +80,19 @@ pub struct Checked {
 }
 
 /// The folder a run of the experiment file at `path` writes into unless told otherwise:
-/// `out/` and the experiment's `name`, or the file's stem when it has none.
-pub fn default_out(path: &Path, exp: &Experiment) -> PathBuf {
+/// `out/` and the experiment's `name`, or the file's stem when it has none; a shard's run
+/// (`--shard K/N`) writes into its `shard-K-of-N` subfolder.
+pub fn default_out(path: &Path, exp: &Experiment, shard: Option<Shard>) -> PathBuf {
     let name = if exp.name.is_empty() {
         path.file_stem().map_or("run".into(), |s| s.to_string_lossy().into_owned())
     } else {
         exp.name.clone()
     };
-    PathBuf::from("out").join(name)
+    let whole = PathBuf::from("out").join(name);
+    match shard {
+        Some(s) => whole.join(format!("shard-{}-of-{}", s.index, s.count)),
+        None => whole,
+    }
 }
 
 /// Runs the experiment in the file at `path`.

@@ -204,10 +204,7 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
     match command {
         Command::Run { experiment, backend, out, steps, seed, quiet, force, shard } => {
             let exp = experiment::check(&experiment)?.exp;
-            let out = out.unwrap_or_else(|| {
-                let whole = experiment::default_out(&experiment, &exp);
-                shard.map_or(whole.clone(), |s| whole.join(format!("shard-{}-of-{}", s.index, s.count)))
-            });
+            let out = out.unwrap_or_else(|| experiment::default_out(&experiment, &exp, shard));
             let stop = stop_on_signals();
             let opts = RunOptions { backend, out, steps, seed, quiet, force, stop, shard };
             explain_mesa_runtime_dir(opts.backend.unwrap_or(exp.run.backend));

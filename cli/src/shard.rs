@@ -257,10 +257,12 @@ fn merge_traces(paths: &[PathBuf], out: &Path) -> Result<()> {
             if row == 0 && k == 0 {
                 fixed = if text.split(',').nth(2) == Some("sign") { 3 } else { 2 };
             }
-            let cut = text.match_indices(',').nth(fixed - 1).map_or(text.len(), |(i, _)| i);
+            // Where the fixed columns end: the `fixed`-th comma.
+            let end = |s: &str| s.match_indices(',').nth(fixed - 1).map_or(s.len(), |(i, _)| i);
+            let cut = end(&text);
             if k == 0 {
                 line.push_str(&text);
-            } else if text[..cut] != line[..line.match_indices(',').nth(fixed - 1).map_or(line.len(), |(i, _)| i)] {
+            } else if text[..cut] != line[..end(&line)] {
                 let _ = std::fs::remove_file(&tmp);
                 return Err(data_err(
                     &paths[k],

@@ -49,10 +49,7 @@ pub fn run_file<'py>(
     let shard: Option<Shard> = shard.map(str::parse).transpose().or_raise()?;
     let out = match out {
         Some(out) => out,
-        None => {
-            let whole = experiment::default_out(&path, &Experiment::load(&path).or_raise()?);
-            shard.map_or(whole.clone(), |s| whole.join(format!("shard-{}-of-{}", s.index, s.count)))
-        }
+        None => experiment::default_out(&path, &Experiment::load(&path).or_raise()?, shard),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let opts = RunOptions { backend, out, steps, seed, quiet, force, stop: Some(stop.clone()), shard };
