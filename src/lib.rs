@@ -11,6 +11,7 @@ pub mod io;
 pub mod layout;
 pub mod network;
 pub mod params;
+pub mod partition;
 pub mod plan;
 pub mod reference;
 pub mod rng;

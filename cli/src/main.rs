@@ -126,6 +126,21 @@ enum Command {
         #[arg(long)]
         record_every: Option<u64>,
     },
+    /// The plan for one network split over several devices: each device's neurons and
+    /// synapses, and the bytes that cross between devices per step (docs/scaling.md).
+    Partition {
+        /// An experiment file (default: the benchmark cases).
+        experiment: Option<PathBuf>,
+        /// Device counts (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "2,4,8")]
+        devices: Vec<usize>,
+        /// Only benchmark cases whose name contains one of these (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        cases: Vec<String>,
+        /// The small benchmark cases only.
+        #[arg(long)]
+        quick: bool,
+    },
     /// The backprop limit: gradient error of the local rule against backprop as the speed grows.
     BpLimit {
         /// Output folder for bp_limit.csv and bp_limit.png.
@@ -252,6 +267,7 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
             }
         }
         Command::BpLimit { out } => bp_limit::run(&out)?,
+        Command::Partition { experiment, devices, cases, quick } => partition(experiment, &devices, &cases, quick)?,
         Command::Bench { backend, quick, cases, seconds, json, record_every } => {
             bench(backend, quick, &cases, seconds, record_every, json)?
         }
@@ -315,6 +331,36 @@ fn report(s: &localprop_cli::output::Summary, out: &std::path::Path) {
         println!("  backprop baseline: prequential accuracy per pass {}", a.join(", "));
     }
     println!("wrote {} in {}", s.files.join(", "), out.display());
+}
+
+fn partition(experiment: Option<PathBuf>, devices: &[usize], only: &[String], quick: bool) -> localprop::Result<()> {
+    use localprop_cli::{bench, partition};
+    if let Some(&bad) = devices.iter().find(|&&k| k == 0) {
+        return Err(localprop::Error::param("--devices", bad, "device counts of at least 1"));
+    }
+    let nets = match experiment {
+        Some(path) => {
+            let exp = localprop_cli::config::Experiment::load(&path)?;
+            vec![(path.display().to_string(), exp.network()?)]
+        }
+        None => bench::cases(quick)
+            .into_iter()
+            // The partition is the same for every replica: one row per network.
+            .filter(|c| c.replicas == 1 && (only.is_empty() || only.iter().any(|o| c.name.contains(o.as_str()))))
+            .map(|c| Ok((c.name, c.spec.build()?)))
+            .collect::<localprop::Result<Vec<_>>>()?,
+    };
+    let mut rows = Vec::new();
+    for (name, net) in &nets {
+        let neurons = net.n() - net.d();
+        let over: Vec<String> = devices.iter().filter(|&&k| k > neurons).map(usize::to_string).collect();
+        if !over.is_empty() {
+            eprintln!("{name}: {neurons} non-input neurons, not split over {} devices", over.join(", "));
+        }
+        rows.extend(partition::rows(name, net, devices)?);
+    }
+    println!("{}", partition::table(&rows));
+    Ok(())
 }
 
 fn bench(

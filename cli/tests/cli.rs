@@ -965,3 +965,21 @@ fn a_sweep_run_in_shards_and_merged_is_the_whole_run_bit_for_bit() {
     assert!(String::from_utf8_lossy(&e.stderr).contains("at most 20 shards"));
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn partition_prints_the_split_of_a_file_and_of_the_cases_and_refuses_zero_devices() {
+    let cfg = root().join("examples/configs/digits-online.toml");
+    let out = ok(&localprop(&["partition", cfg.to_str().unwrap(), "--devices", "1,2,64"]));
+    // [64 + bias, 32, 10] on 2 devices: the 32 hidden then the 10 outputs, by synapses
+    // (32 x 65 = 2080 and 10 x 33 = 330): the cut falls among the hidden neurons.
+    let rows: Vec<&str> = out.lines().filter(|l| l.contains("digits-online.toml")).collect();
+    assert_eq!(rows.len(), 2, "1 and 2 devices; 64 is more than the 42 neurons: {out}");
+    assert!(rows[0].contains("| 2410 | 1 | 2410 | 0 | 0 B |"), "{out}");
+    assert!(rows[1].contains("| 2410 | 2 |"), "{out}");
+    let cases = ok(&localprop(&["partition", "--quick", "--cases", "fc-256", "--devices", "4"]));
+    // 256 neurons on 4 devices: each sends its 64 x to the 3 others and gets 3 x 64 partial sums back.
+    assert!(cases.contains("| fc-256 | 65792 | 4 | 16448 | 768 | 6.0 KiB | 3.0 KiB |"), "{cases}");
+    let bad = localprop(&["partition", cfg.to_str().unwrap(), "--devices", "0"]);
+    let e = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && e.contains("--devices"), "{e}");
+}
