@@ -604,9 +604,8 @@ struct Scores {
 struct Score {
     last: [f32; 3],
     loss_sum: f64,
-    /// Per output: the target's count, mean and sum of squared deviations (Welford), and
-    /// the sum of squared errors.
-    moments: Vec<[f64; 4]>,
+    /// Per output, over the second half of the rows.
+    moments: Vec<Nmse>,
     passes: Vec<PassSummary>,
 }
 
@@ -632,7 +631,10 @@ impl Scores {
             nmse: !classification && planned >= 2,
             rows: 0,
             last_step: None,
-            replicas: vec![Score { last: [f32::NAN; 3], moments: vec![[0.0; 4]; n_out], ..Score::default() }; replicas],
+            replicas: vec![
+                Score { last: [f32::NAN; 3], moments: vec![Nmse::default(); n_out], ..Score::default() };
+                replicas
+            ],
             samples,
             outcomes: Vec::new(),
         }
@@ -647,12 +649,7 @@ impl Scores {
                 sc.loss_sum += part.loss[at] as f64;
                 if self.nmse && self.rows >= self.half {
                     for (o, m) in sc.moments.iter_mut().enumerate() {
-                        let (x, z) = (part.outputs[at * no + o] as f64, part.targets[at * no + o] as f64);
-                        m[0] += 1.0;
-                        let d = z - m[1];
-                        m[1] += d / m[0];
-                        m[2] += d * (z - m[1]);
-                        m[3] += (x - z) * (x - z);
+                        m.add(part.outputs[at * no + o] as f64, part.targets[at * no + o] as f64);
                     }
                 }
             }
@@ -683,8 +680,7 @@ impl Scores {
         if let Speed::Global(c) = p.c {
             params["c"] = decimal(c).into();
         }
-        // mse / var over the rows taken; undefined (`None`) for a constant target, or none taken.
-        let nmse = self.nmse.then(|| sc.moments.iter().map(|m| Some(m[3] / m[2]).filter(|v| v.is_finite())).collect());
+        let nmse = self.nmse.then(|| sc.moments.iter().map(Nmse::value).collect());
         ReplicaSummary {
             replica: r,
             params,
@@ -696,6 +692,34 @@ impl Scores {
             accuracy: self.samples.as_ref().map(|_| sc.passes.clone()),
             diverged: None,
         }
+    }
+}
+
+/// The normalised mean squared error of an output against its target over the pairs added:
+/// the sum of squared errors over the target's sum of squared deviations from its mean
+/// (Welford), i.e. MSE / variance.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Nmse {
+    count: f64,
+    mean: f64,
+    deviations: f64,
+    errors: f64,
+}
+
+impl Nmse {
+    /// Adds an output `x` and its target `z`.
+    pub fn add(&mut self, x: f64, z: f64) {
+        self.count += 1.0;
+        let d = z - self.mean;
+        self.mean += d / self.count;
+        self.deviations += d * (z - self.mean);
+        self.errors += (x - z) * (x - z);
+    }
+
+    /// MSE / variance; `None` (undefined) for a constant target, none added, or a non-finite
+    /// output.
+    pub fn value(&self) -> Option<f64> {
+        Some(self.errors / self.deviations).filter(|v| v.is_finite())
     }
 }
 
