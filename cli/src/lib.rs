@@ -17,4 +17,5 @@ pub mod data;
 pub mod experiment;
 pub mod output;
 pub mod plot;
+pub mod recurrent;
 pub mod shard;
