@@ -18,4 +18,5 @@ pub mod experiment;
 pub mod output;
 pub mod partition;
 pub mod plot;
+pub mod recurrent;
 pub mod shard;
