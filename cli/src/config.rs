@@ -437,15 +437,67 @@ pub struct SweepConfig {
     pub c: Option<Vec<f32>>,
 }
 
-/// `[baseline]`: plain backprop with heavy-ball SGD on the same stream.
+/// `[baseline]`: another learner on the same network, initial weights and stream, with
+/// heavy-ball SGD: plain backprop for layered data experiments, or an online recurrent
+/// learner (TBPTT, e-prop, RTRL; [`crate::recurrent`]) for streams.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BaselineConfig {
+    /// Which learner (default `backprop`).
+    #[serde(default, skip_serializing_if = "BaselineKind::is_backprop")]
+    pub kind: BaselineKind,
     /// Learning rate.
     pub lr: f32,
     /// Momentum.
     #[serde(default)]
     pub momentum: f32,
+    /// TBPTT's window, in steps (`kind = "tbptt"` only, where it is required).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+}
+
+/// `baseline.kind`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BaselineKind {
+    /// Per-sample backprop on a layered network (data experiments, [`crate::baseline`]).
+    #[default]
+    Backprop,
+    /// Truncated backprop through time, TBPTT(K, K), with `window = K`.
+    Tbptt,
+    /// e-prop for rate units.
+    Eprop,
+    /// Real-time recurrent learning (small networks).
+    Rtrl,
+}
+
+impl BaselineKind {
+    fn is_backprop(&self) -> bool {
+        *self == BaselineKind::Backprop
+    }
+
+    /// The name in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            BaselineKind::Backprop => "backprop",
+            BaselineKind::Tbptt => "tbptt",
+            BaselineKind::Eprop => "eprop",
+            BaselineKind::Rtrl => "rtrl",
+        }
+    }
+}
+
+impl BaselineConfig {
+    /// The recurrent learner this baseline is, `None` for backprop.
+    pub fn method(&self) -> Option<crate::recurrent::Method> {
+        use crate::recurrent::Method;
+        match self.kind {
+            BaselineKind::Backprop => None,
+            BaselineKind::Tbptt => Some(Method::Tbptt { window: self.window.unwrap_or(0) }),
+            BaselineKind::Eprop => Some(Method::Eprop),
+            BaselineKind::Rtrl => Some(Method::Rtrl),
+        }
+    }
 }
 
 /// A parameter a sweep varies: `[sweep]`'s keys, in the order replicas enumerate them.
@@ -692,9 +744,6 @@ impl Experiment {
                 return Err(config_err(file, "mask.values", format!("{v}: masks are 0 or 1")));
             }
         }
-        if self.baseline.is_some() && !uses_data {
-            return Err(config_err(file, "baseline", "the backprop baseline needs a data experiment"));
-        }
         if let Some(b) = &self.baseline {
             if !(b.lr.is_finite() && b.lr > 0.0) {
                 return Err(config_err(file, "baseline.lr", format!("{}: must be a finite number > 0", b.lr)));
@@ -702,8 +751,50 @@ impl Experiment {
             if !(b.momentum.is_finite() && (0.0..1.0).contains(&b.momentum)) {
                 return Err(config_err(file, "baseline.momentum", format!("{}: must be in [0, 1)", b.momentum)));
             }
-            if net.layers().is_none() {
-                return Err(config_err(file, "baseline", "the backprop baseline needs a layered network"));
+            match (b.kind, b.window) {
+                (BaselineKind::Tbptt, None | Some(0)) => {
+                    return Err(config_err(file, "baseline.window", "TBPTT needs its window, in steps (at least 1)"));
+                }
+                (BaselineKind::Tbptt, _) | (_, None) => {}
+                (kind, Some(_)) => {
+                    return Err(config_err(
+                        file,
+                        "baseline.window",
+                        format!("only for kind = \"tbptt\", not {:?}", kind.name()),
+                    ));
+                }
+            }
+            match b.kind {
+                BaselineKind::Backprop if !uses_data => {
+                    return Err(config_err(
+                        file,
+                        "baseline",
+                        "the backprop baseline needs a data experiment (for streams: kind = \"tbptt\", \"eprop\" or \"rtrl\")",
+                    ));
+                }
+                BaselineKind::Backprop if net.layers().is_none() => {
+                    return Err(config_err(file, "baseline", "the backprop baseline needs a layered network"));
+                }
+                BaselineKind::Backprop => {}
+                kind if uses_data => {
+                    return Err(config_err(
+                        file,
+                        "baseline.kind",
+                        format!("{:?} learns from streams; a data experiment takes kind = \"backprop\"", kind.name()),
+                    ));
+                }
+                BaselineKind::Rtrl if net.n() - net.d() > crate::recurrent::RTRL_MAX_NEURONS => {
+                    return Err(config_err(
+                        file,
+                        "baseline.kind",
+                        format!(
+                            "RTRL is for at most {} non-input neurons (its cost grows as n^4); this network has {}",
+                            crate::recurrent::RTRL_MAX_NEURONS,
+                            net.n() - net.d()
+                        ),
+                    ));
+                }
+                _ => {}
             }
         }
         for (key, signal, want) in

@@ -8,8 +8,11 @@ use std::time::Instant;
 
 use crate::baseline::{SgdMomentum, pass_order, train_prequential};
 use crate::config::{Experiment, Interval, MaskConfig, PreparedData, SignalConfig, rekey};
-use crate::output::{Diverged, PassSummary, ReplicaSummary, Summary, TraceColumns, TraceFile, write_atomic};
+use crate::output::{
+    Diverged, PassSummary, RecurrentSummary, ReplicaSummary, Summary, TraceColumns, TraceFile, write_atomic,
+};
 use crate::plot::{self, Heatmap, LinePlot, Series};
+use crate::recurrent::RecurrentLearner;
 use crate::shard::{SHARD_KEY, Shard, ShardSummary};
 use localprop::checkpoint::{self, Checkpoint};
 use localprop::engine::{Backend, Divergence, Engine, Flow, OnDivergence};
@@ -307,7 +310,7 @@ fn execute(
     if let Some(pd) = data.as_ref().filter(|_| matches!(exp.target, SignalConfig::Data)) {
         outcomes.push(("local propagation", std::mem::take(&mut scores.outcomes)));
         // The baseline has no checkpoint: it runs with fresh runs only, never on a resumed tail.
-        if let Some(b) = exp.baseline.as_ref().filter(|_| first_step == 0) {
+        if let Some(b) = exp.baseline.as_ref().filter(|b| first_step == 0 && b.method().is_none()) {
             let scored = scored_samples(&exp, pd.dataset.rows() as u64, first_step, steps);
             let opt = SgdMomentum { lr: b.lr, momentum: b.momentum };
             let (passes, per_sample) = run_baseline(&net, &params[0], pd, opt, &scored)?;
@@ -315,6 +318,13 @@ fn execute(
             outcomes.push(("backprop, SGD + momentum", per_sample));
         }
     }
+    // A recurrent baseline, on replica 0's stream, for fresh runs that reached their end.
+    let recurrent_baseline = match exp.baseline.as_ref() {
+        Some(b) if b.method().is_some() && first_step == 0 && !interrupted => {
+            Some(run_recurrent_baseline(&exp, &net, &params[0], b, data.as_ref(), steps)?)
+        }
+        _ => None,
+    };
 
     let mut files = vec![TRACE_FILE.to_string(), SUMMARY_FILE.to_string(), CHECKPOINT_FILE.to_string()];
     files.extend(write_plots(&exp, &plot_rows, &replicas, &outcomes, &opts.out)?);
@@ -332,6 +342,7 @@ fn execute(
         steps_per_second: steps as f64 / wall.max(1e-12),
         replicas,
         baseline,
+        recurrent_baseline,
         files,
         interrupted,
         shard: shard.map(|shard| ShardSummary { shard, replicas: [range.start, range.end] }),
@@ -810,6 +821,58 @@ fn argmax(v: &[f32]) -> usize {
 
 /// The backprop baseline on the same samples in the same order as the local rule saw them;
 /// returns its accuracy per pass and its per-sample outcomes.
+/// The recurrent baseline `b` over the run's `steps` on replica 0's stream, scored as
+/// [`Scores`] scores the replicas (the same recorded steps and rows). A learner that stops on a
+/// non-finite value is reported as diverged, with no NMSE; the local rule's results stand.
+fn run_recurrent_baseline(
+    exp: &Experiment,
+    net: &Network,
+    params: &Params,
+    b: &crate::config::BaselineConfig,
+    data: Option<&PreparedData>,
+    steps: u64,
+) -> Result<RecurrentSummary> {
+    let method = b.method().expect("a recurrent baseline");
+    let opt = SgdMomentum { lr: b.lr, momentum: b.momentum };
+    let mut learner = RecurrentLearner::new(net, params, method, opt)?;
+    let mut streams = exp.streams(1, data)?.pop().expect("one replica's streams");
+    let every = exp.run.record_every;
+    let half = steps.div_ceil(every) / 2;
+    let mut nmse = vec![Nmse::default(); net.outputs().len()];
+    let (mut loss_sum, mut rows) = (0.0, 0u64);
+    let start = Instant::now();
+    let ran = learner.run_each(&mut streams, steps, |step, outcome, z| {
+        if step % every != 0 {
+            return;
+        }
+        loss_sum += outcome.loss;
+        if rows >= half {
+            for (m, (&x, &z)) in nmse.iter_mut().zip(outcome.outputs.iter().zip(z)) {
+                m.add(x, z as f64);
+            }
+        }
+        rows += 1;
+    });
+    let diverged = match ran {
+        Ok(()) => None,
+        Err(e @ Error::Param { .. }) => Some(e.to_string()),
+        Err(e) => return Err(e),
+    };
+    Ok(RecurrentSummary {
+        kind: b.kind.name().to_string(),
+        window: b.window,
+        lr: decimal(b.lr),
+        momentum: decimal(b.momentum),
+        nmse: (diverged.is_none() && steps.div_ceil(every) >= 2).then(|| nmse.iter().map(Nmse::value).collect()),
+        mean_loss: if diverged.is_some() || rows == 0 { f64::NAN } else { loss_sum / rows as f64 },
+        memory_bytes: learner.memory_bytes() as u64,
+        momentum_bytes: learner.momentum_bytes() as u64,
+        ops_per_step: learner.ops_per_step(),
+        wall_seconds: start.elapsed().as_secs_f64(),
+        diverged,
+    })
+}
+
 fn run_baseline(
     net: &localprop::Network,
     p: &Params,

@@ -330,6 +330,18 @@ fn report(s: &localprop_cli::output::Summary, out: &std::path::Path) {
         let a: Vec<String> = b.iter().map(|p| format!("{:.2}%", 100.0 * p.accuracy)).collect();
         println!("  backprop baseline: prequential accuracy per pass {}", a.join(", "));
     }
+    if let Some(b) = &s.recurrent_baseline {
+        let name = b.window.map_or(b.kind.clone(), |k| format!("{}({k})", b.kind));
+        let score = match (&b.diverged, b.nmse.as_ref().map(|n| n[0])) {
+            (Some(why), _) => format!("stopped: {why}"),
+            (None, Some(Some(n))) => format!("NMSE {n:.4}, mean loss {:.4e}", b.mean_loss),
+            (None, _) => format!("mean loss {:.4e}", b.mean_loss),
+        };
+        println!(
+            "  {name} baseline (lr {}, momentum {}): {score}; keeps {} B of learning state, {:.0} multiply-adds per step",
+            b.lr, b.momentum, b.memory_bytes, b.ops_per_step
+        );
+    }
     println!("wrote {} in {}", s.files.join(", "), out.display());
 }
 

@@ -252,6 +252,10 @@ pub struct Summary {
     pub replicas: Vec<ReplicaSummary>,
     /// The backprop baseline's passes, for data experiments with `[baseline]`.
     pub baseline: Option<Vec<PassSummary>>,
+    /// The recurrent baseline, for stream experiments with `[baseline] kind = "tbptt"`,
+    /// `"eprop"` or `"rtrl"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recurrent_baseline: Option<RecurrentSummary>,
     /// Files written into the output folder.
     pub files: Vec<String>,
     /// The run was stopped early (Ctrl-C, SIGTERM, SIGHUP) after `steps` steps; `localprop
@@ -322,6 +326,39 @@ pub struct Diverged {
     /// The step of the state that the checkpoints hold for it: its last checkpoint before
     /// it diverged.
     pub state_step: u64,
+}
+
+/// A recurrent baseline's run ([`crate::recurrent`]) on replica 0's stream, network and
+/// initial weights, scored as the replicas are: at the recorded steps, the NMSE over the
+/// second half of the rows the run was to record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecurrentSummary {
+    /// `tbptt`, `eprop` or `rtrl`.
+    pub kind: String,
+    /// TBPTT's window, in steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    /// Learning rate.
+    pub lr: f64,
+    /// Momentum.
+    pub momentum: f64,
+    /// Per output, as [`ReplicaSummary::nmse`]; `null` entries where undefined or diverged.
+    pub nmse: Option<Vec<Option<f64>>>,
+    /// Mean loss over the recorded steps (`null` when it diverged).
+    #[serde(deserialize_with = "nan_if_null")]
+    pub mean_loss: f64,
+    /// Bytes of learning state it keeps beyond the weights, the momentum and the current
+    /// state (f64 values).
+    pub memory_bytes: u64,
+    /// Bytes of the momentum buffer.
+    pub momentum_bytes: u64,
+    /// Multiply-adds per step.
+    pub ops_per_step: f64,
+    /// Seconds it ran.
+    pub wall_seconds: f64,
+    /// Why it stopped before the end (a loss or weight that was not finite), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diverged: Option<String>,
 }
 
 /// Accuracy over one pass of a data set.

@@ -641,6 +641,19 @@ impl RecurrentLearner {
     /// external inputs, a target and an optional mask per output), else an
     /// [`Error::Stream`]; errors of [`RecurrentLearner::step`] end the run.
     pub fn run(&mut self, streams: &mut Streams, steps: u64) -> Result<Vec<f64>> {
+        let mut losses = Vec::new();
+        self.run_each(streams, steps, |_, outcome, _| losses.push(outcome.loss))?;
+        Ok(losses)
+    }
+
+    /// As [`RecurrentLearner::run`], calling `each(step, outcome, targets)` after every step
+    /// instead of keeping the losses.
+    pub fn run_each(
+        &mut self,
+        streams: &mut Streams,
+        steps: u64,
+        mut each: impl FnMut(u64, &StepOutcome<'_>, &[f32]),
+    ) -> Result<()> {
         let m = &self.core.model;
         let n_out = m.outputs.len();
         let dims = [
@@ -655,7 +668,6 @@ impl RecurrentLearner {
             }
         }
         let (mut u, mut z, mut mask) = (vec![0f32; m.inputs], vec![0f32; n_out], vec![1f32; n_out]);
-        let mut losses = Vec::new();
         for _ in 0..steps {
             let (step, t) = (self.step, self.step as f64 * self.tau);
             if let Some(input) = streams.input.as_mut() {
@@ -669,9 +681,10 @@ impl RecurrentLearner {
                 }
                 None => None,
             };
-            losses.push(self.step(&u, &z, with_mask)?.loss);
+            let outcome = self.step(&u, &z, with_mask)?;
+            each(step, &outcome, &z);
         }
-        Ok(losses)
+        Ok(())
     }
 
     /// The method.

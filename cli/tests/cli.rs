@@ -295,6 +295,32 @@ fn bad_files_name_the_problem_exit_non_zero_and_write_nothing() {
         ("negative r", fig1.replace("r = 0.1", "r = -0.1"), vec!["`params.r`", "-0.1", "> 0"]),
         ("c tau out of range", fig1.replace("tau = 0.01", "tau = 0.05"), vec!["`params.c * tau`", "50 * 0.05", "<= 2"]),
         (
+            "tbptt without its window",
+            format!("{fig1}\n[baseline]\nkind = \"tbptt\"\nlr = 0.1\n"),
+            vec!["`baseline.window`", "TBPTT"],
+        ),
+        (
+            "a window for e-prop",
+            format!("{fig1}\n[baseline]\nkind = \"eprop\"\nlr = 0.1\nwindow = 5\n"),
+            vec!["`baseline.window`", "eprop"],
+        ),
+        ("backprop on a stream", format!("{fig1}\n[baseline]\nlr = 0.1\n"), vec!["`baseline`", "data experiment"]),
+        (
+            "an unknown baseline",
+            format!("{fig1}\n[baseline]\nkind = \"bptt\"\nlr = 0.1\n"),
+            vec!["`baseline.kind`", "bptt", "rtrl"],
+        ),
+        (
+            "rtrl on 100 neurons",
+            format!("{}\n[baseline]\nkind = \"rtrl\"\nlr = 0.1\n", fig1.replace("neurons = 5", "neurons = 100")),
+            vec!["`baseline.kind`", "64", "100"],
+        ),
+        (
+            "e-prop on data",
+            digits.replace("[baseline]", "[baseline]\nkind = \"eprop\""),
+            vec!["`baseline.kind`", "eprop", "backprop"],
+        ),
+        (
             "missing data file",
             digits.replace("../../data/digits.csv.gz", "no-such-digits.csv"),
             vec!["`data.path`", "no-such-digits.csv", "no such file"],
@@ -982,4 +1008,56 @@ fn partition_prints_the_split_of_a_file_and_of_the_cases_and_refuses_zero_device
     let bad = localprop(&["partition", cfg.to_str().unwrap(), "--devices", "0"]);
     let e = String::from_utf8_lossy(&bad.stderr);
     assert!(!bad.status.success() && e.contains("--devices"), "{e}");
+}
+
+#[test]
+fn a_recurrent_baseline_runs_on_the_runs_stream_and_network_and_is_scored_as_the_replicas_are() {
+    use localprop_cli::baseline::SgdMomentum;
+    use localprop_cli::config::Experiment;
+    use localprop_cli::experiment::Nmse;
+    use localprop_cli::recurrent::{Method, RecurrentLearner};
+    let fig1 = std::fs::read_to_string(root().join("examples/configs/fig1-sinusoid-q10.toml")).unwrap();
+    let dir = scratch("recurrent-baseline");
+    let steps = 3000u64;
+    let kinds = [
+        ("kind = \"rtrl\"", Method::Rtrl),
+        ("kind = \"eprop\"", Method::Eprop),
+        ("kind = \"tbptt\"\nwindow = 7", Method::Tbptt { window: 7 }),
+    ];
+    for (kind, method) in kinds {
+        let text = format!("{fig1}\n[baseline]\n{kind}\nlr = 0.05\nmomentum = 0.5\n");
+        let file = dir.join("a.toml");
+        std::fs::write(&file, &text).unwrap();
+        let out = dir.join("out");
+        let steps_s = steps.to_string();
+        let args =
+            ["run", file.to_str().unwrap(), "--out", out.to_str().unwrap(), "--steps", &steps_s, "--force", "--quiet"];
+        let printed = ok(&localprop(&args));
+        let b = summary_of(&out).recurrent_baseline.expect("a recurrent baseline");
+        assert!(printed.contains(" baseline (lr 0.05, momentum 0.5): NMSE "), "{printed}");
+        assert!(b.diverged.is_none() && b.memory_bytes > 0 && b.ops_per_step > 0.0, "{b:?}");
+
+        // The same learner, stream and scoring, by hand: equal to the bit.
+        let exp = Experiment::load(&file).unwrap();
+        let net = exp.network().unwrap();
+        let params = exp.replica_params(&net).unwrap()[0].clone();
+        let mut learner =
+            RecurrentLearner::new(&net, &params, method, SgdMomentum { lr: 0.05, momentum: 0.5 }).unwrap();
+        let mut streams = exp.streams(1, None).unwrap().pop().unwrap();
+        let every = exp.run.record_every;
+        let (half, mut row, mut nmse) = (steps.div_ceil(every) / 2, 0, Nmse::default());
+        learner
+            .run_each(&mut streams, steps, |step, o, z| {
+                if step % every == 0 {
+                    if row >= half {
+                        nmse.add(o.outputs[0], z[0] as f64);
+                    }
+                    row += 1;
+                }
+            })
+            .unwrap();
+        assert_eq!(b.nmse, Some(vec![nmse.value()]), "{kind}");
+        assert_eq!(b.memory_bytes, learner.memory_bytes() as u64);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
