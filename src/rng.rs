@@ -1,6 +1,9 @@
 //! A small seeded generator (SplitMix64), written out so that a seed gives the same network
 //! and the same signals on every platform and every version of the crate's dependencies.
 
+/// SplitMix64's increment per draw (the golden ratio in 64 bits).
+const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// SplitMix64 (Steele, Lea, Flood 2014): 64-bit state, passes BigCrush, trivially seedable.
 #[derive(Clone, Debug)]
 pub struct Rng {
@@ -13,9 +16,16 @@ impl Rng {
         Rng { state: seed ^ 0x6A09_E667_F3BC_C909 }
     }
 
+    /// Skips the next `draws` outputs of [`next_u64`](Rng::next_u64) in O(1): SplitMix64's
+    /// state advances by a constant per draw, so the generator lands exactly where `draws`
+    /// calls would have left it (a seeded stream read at any position).
+    pub fn skip(&mut self, draws: u64) {
+        self.state = self.state.wrapping_add(GAMMA.wrapping_mul(draws));
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        self.state = self.state.wrapping_add(GAMMA);
         let mut z = self.state;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

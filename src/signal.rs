@@ -3,12 +3,19 @@
 //! A [`Signal`] writes its `dim()` channels for step `n` at time `t`; the engine calls it
 //! once per step, in step order, so stateful signals (data sets held for K steps, closures)
 //! are fine. Every signal here is deterministic given its seed.
+//!
+//! [`sequence`] holds the sequence-learning streams: seeded samples held for some steps as
+//! an input, and targets that are the same samples shifted (predict the next, recall one
+//! back).
 
 use std::f64::consts::TAU;
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::rng::Rng;
+
+pub mod sequence;
+pub use sequence::{HeldSequence, MackeyGlass, Sequence, Source};
 
 /// A stream of `dim()` values per step.
 pub trait Signal: Send {

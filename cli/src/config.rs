@@ -17,6 +17,7 @@ use localprop::engine::Backend;
 use localprop::error::{Error, Result};
 use localprop::network::{Init, Network, NetworkSpec, Topology};
 use localprop::params::{Activation, Params, Policy, Speed};
+use localprop::signal::sequence::{self, HeldSequence, Source};
 use localprop::signal::{Constant, HeldSamples, Order, PatchedCosines, Signal, Sinusoid, Streams};
 
 /// A whole experiment file.
@@ -221,6 +222,107 @@ pub enum SignalConfig {
     },
     /// From `[data]`: the features as inputs, the one-hot labels as targets.
     Data,
+    /// A sequence of samples from a source, each held for `hold` steps (one channel;
+    /// [`HeldSequence`]): the input of a sequence task (or a target to track).
+    Sequence {
+        /// `mackey-glass`, `random` or `patched-cosines` ([`Source::NAMES`]).
+        source: String,
+        /// Seed of the source.
+        #[serde(default)]
+        seed: u64,
+        /// Steps each sample is held.
+        #[serde(default = "ten", deserialize_with = "hold_steps")]
+        hold: u64,
+        /// Time between samples (`mackey-glass`, `patched-cosines`; default 1).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dt: Option<f64>,
+        /// Shortest patch (`patched-cosines`; default 5).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        min_len: Option<f64>,
+        /// Longest patch (`patched-cosines`; default 20).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_len: Option<f64>,
+    },
+    /// Targets only: the `[input]` sequence (which must be `kind = "sequence"`) `shift`
+    /// samples away: `+1` predicts the next sample, `-D` recalls the sample `D` back (`0`
+    /// before the first, unmasked).
+    ShiftedInput {
+        /// Samples between the target and the input shown at the same step.
+        #[serde(deserialize_with = "shift_samples")]
+        shift: i64,
+    },
+}
+
+/// An integer whose type error names its key: inside a stream's table, serde reports the
+/// table (`target`), not the key.
+struct Whole<T>(&'static str, std::marker::PhantomData<T>);
+
+impl<'de, T: TryFrom<i64> + TryFrom<u64>> serde::de::Visitor<'de> for Whole<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<T, E> {
+        T::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<T, E> {
+        T::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
+    }
+}
+
+fn hold_steps<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<u64, D::Error> {
+    d.deserialize_any(Whole("`hold`, a whole number of steps >= 1", std::marker::PhantomData))
+}
+fn shift_samples<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    d.deserialize_any(Whole(
+        "`shift`, a whole number of samples (1: the next sample, -5: five back)",
+        std::marker::PhantomData,
+    ))
+}
+
+/// The time between samples of a `sequence` stream when `dt` is not given.
+pub const DEFAULT_SEQUENCE_DT: f64 = 1.0;
+
+/// The [`Source`] of a `kind = "sequence"` stream's keys, every given key checked against
+/// the source (an [`Error::Param`] names `source`, `dt`, `min_len` or `max_len`; [`rekey`]
+/// puts the stream's section before it).
+pub fn sequence_source(
+    source: &str,
+    seed: u64,
+    dt: Option<f64>,
+    min_len: Option<f64>,
+    max_len: Option<f64>,
+) -> Result<Source> {
+    let dt_or = dt.unwrap_or(DEFAULT_SEQUENCE_DT);
+    let (built, uses): (Source, &[&str]) = match source {
+        "mackey-glass" => (Source::MackeyGlass { seed, dt: dt_or }, &["dt"]),
+        "random" => (Source::Random { seed }, &[]),
+        "patched-cosines" => (
+            Source::PatchedCosines {
+                seed,
+                dt: dt_or,
+                min_len: min_len.unwrap_or_else(five),
+                max_len: max_len.unwrap_or_else(twenty),
+            },
+            &["dt", "min_len", "max_len"],
+        ),
+        other => {
+            return Err(Error::param("source", format!("{other:?}"), format!("one of {}", Source::NAMES.join(", "))));
+        }
+    };
+    debug_assert_eq!(built.name(), source);
+    let keys: String = uses.iter().map(|k| format!(", `{k}`")).collect();
+    for (key, given) in [("dt", dt.is_some()), ("min_len", min_len.is_some()), ("max_len", max_len.is_some())] {
+        if given && !uses.contains(&key) {
+            return Err(Error::param(
+                key,
+                "given",
+                format!("not used by source = {source:?} (it uses `seed`, `hold`{keys})"),
+            ));
+        }
+    }
+    built.check()?;
+    Ok(built)
 }
 
 fn one_usize() -> usize {
@@ -871,6 +973,42 @@ impl Experiment {
                 1
             }
             Some(SignalConfig::Data) => return Ok(()), // sized when the data is loaded
+            Some(SignalConfig::Sequence { source, seed, hold, dt, min_len, max_len }) => {
+                if *hold == 0 {
+                    return Err(config_err(
+                        file,
+                        format!("{key}.hold"),
+                        "0: each sample must be held for at least 1 step",
+                    ));
+                }
+                sequence_source(source, *seed, *dt, *min_len, *max_len).map_err(|e| rekey(e, file, key))?;
+                1
+            }
+            Some(SignalConfig::ShiftedInput { shift }) => {
+                if key != "target" {
+                    return Err(config_err(
+                        file,
+                        format!("{key}.kind"),
+                        "\"shifted-input\" is a target kind: it shifts the [input] sequence",
+                    ));
+                }
+                if !matches!(self.input, Some(SignalConfig::Sequence { .. })) {
+                    return Err(config_err(
+                        file,
+                        "target.kind",
+                        "\"shifted-input\" needs [input] with kind = \"sequence\": the target is that sequence, shifted",
+                    ));
+                }
+                if shift.unsigned_abs() > sequence::MAX_SHIFT {
+                    let max = sequence::MAX_SHIFT;
+                    return Err(config_err(
+                        file,
+                        "target.shift",
+                        format!("{shift}: a whole number of samples from -{max} to {max}"),
+                    ));
+                }
+                1
+            }
         };
         if channels != want {
             let what = if key == "input" { "inputs" } else { "outputs" };
@@ -922,6 +1060,25 @@ impl Experiment {
                     "patched-cosines patches",
                     patches.saturating_add(1).saturating_mul(48).saturating_mul(replicas),
                 ));
+            }
+        }
+        // So does a patched-cosines sequence, up to the last sample read (an input's, or its
+        // shifted target's `shift` ahead); one sequence serves every replica.
+        let ahead = match self.target {
+            SignalConfig::ShiftedInput { shift } => shift.max(0) as u64,
+            _ => 0,
+        };
+        for (signal, ahead) in [(self.input.as_ref(), ahead), (Some(&self.target), 0)] {
+            if let (Some(SignalConfig::Sequence { source, hold, dt, min_len, .. }), Some(steps)) = (signal, steps)
+                && source == "patched-cosines"
+            {
+                let samples = (steps / (*hold).max(1)).saturating_add(ahead).saturating_add(1) as f64;
+                let (dt, min_len) = (dt.unwrap_or(DEFAULT_SEQUENCE_DT), min_len.unwrap_or_else(five));
+                // Values out of range are reported by the stream's own checks.
+                if dt.is_finite() && dt > 0.0 && min_len.is_finite() && min_len > 0.0 {
+                    let patches = (samples * dt / min_len).ceil().min(u64::MAX as f64) as u64;
+                    needs.parts.push(("patched-cosines patches", patches.saturating_add(1).saturating_mul(48)));
+                }
             }
         }
         needs.check().map_err(|m| config_err(file, "(memory)", m))
@@ -1108,13 +1265,33 @@ impl Experiment {
             Some(MaskConfig::Prequential { .. }) => self.network()?.outputs().len(),
             _ => 0,
         };
+        // A sequence is built once: every replica's copy, and a shifted target, read it.
+        let input_sequence = match &self.input {
+            Some(cfg @ SignalConfig::Sequence { .. }) => Some(Self::held_sequence(cfg)?),
+            _ => None,
+        };
+        let target_sequence = match &self.target {
+            cfg @ SignalConfig::Sequence { .. } => Some(Self::held_sequence(cfg)?),
+            SignalConfig::ShiftedInput { shift } => {
+                let input = input_sequence.as_ref().ok_or_else(|| {
+                    Error::param("target.kind", "\"shifted-input\"", "an [input] of kind = \"sequence\" to shift")
+                })?;
+                Some(input.shifted(*shift).map_err(|e| rekey_param(e, "target"))?)
+            }
+            _ => None,
+        };
         (0..replicas)
             .map(|_| {
-                let target = self.signal(&self.target, data, false)?;
+                let target = match &target_sequence {
+                    Some(seq) => Box::new(seq.clone()),
+                    None => self.signal(&self.target, data, false)?,
+                };
                 let mut s = Streams { input: None, target, mask: None };
-                if let Some(input) = &self.input {
-                    s.input = Some(self.signal(input, data, true)?);
-                }
+                s.input = match (&input_sequence, &self.input) {
+                    (Some(seq), _) => Some(Box::new(seq.clone())),
+                    (None, Some(input)) => Some(self.signal(input, data, true)?),
+                    (None, None) => None,
+                };
                 s.mask = match &self.mask {
                     None => None,
                     Some(MaskConfig::Constant { values }) => Some(Box::new(Constant(values.clone()))),
@@ -1129,6 +1306,16 @@ impl Experiment {
                 Ok(s)
             })
             .collect()
+    }
+
+    /// The stream of a `kind = "sequence"` configuration.
+    fn held_sequence(cfg: &SignalConfig) -> Result<HeldSequence> {
+        match cfg {
+            SignalConfig::Sequence { source, seed, hold, dt, min_len, max_len } => {
+                HeldSequence::new(sequence_source(source, *seed, *dt, *min_len, *max_len)?, *hold)
+            }
+            _ => Err(Error::param("kind", "not \"sequence\"", "a sequence stream")),
+        }
     }
 
     fn signal(&self, cfg: &SignalConfig, data: Option<&PreparedData>, input: bool) -> Result<Box<dyn Signal>> {
@@ -1158,7 +1345,19 @@ impl Experiment {
                 };
                 Box::new(HeldSamples::new(rows, dim, d.hold, self.order())?)
             }
+            SignalConfig::Sequence { .. } => Box::new(Self::held_sequence(cfg)?),
+            SignalConfig::ShiftedInput { .. } => {
+                return Err(Error::param("target.kind", "\"shifted-input\"", "built with its [input] sequence"));
+            }
         })
+    }
+}
+
+/// A library error about a field, as one about `section.field` (still an [`Error::Param`]).
+fn rekey_param(e: Error, section: &str) -> Error {
+    match e {
+        Error::Param { field, value, allowed } => Error::Param { field: format!("{section}.{field}"), value, allowed },
+        other => other,
     }
 }
 
@@ -1268,6 +1467,106 @@ mod tests {
             let msg = e.to_string();
             assert!(msg.contains(&format!("`{key}`")) && msg.contains(value), "{key}: {msg}");
             assert!(msg.starts_with("test.toml"), "{msg}");
+        }
+    }
+
+    /// A sequence task: one input, a Mackey-Glass sequence held 3 steps, the next sample
+    /// as the target.
+    const SEQ: &str = r#"
+        [network]
+        kind = "fully-connected"
+        inputs = 1
+        neurons = 4
+        self_loops = true
+        bias = true
+        [params]
+        c = 50.0
+        tau = 0.01
+        policy = "hsf-every-step"
+        [input]
+        kind = "sequence"
+        source = "mackey-glass"
+        seed = 2
+        hold = 3
+        [target]
+        kind = "shifted-input"
+        shift = 1
+        [run]
+        steps = 100
+    "#;
+
+    #[test]
+    fn sequence_stream_errors_name_the_key() {
+        let source = |s: &str| SEQ.replace("source = \"mackey-glass\"", s);
+        let cases = [
+            (source("source = \"mackey-glas\""), "input.source", "one of mackey-glass, random, patched-cosines"),
+            (SEQ.replace("hold = 3", "hold = 0"), "input.hold", "0: each sample"),
+            (SEQ.replace("hold = 3", "hold = -2"), "input", "`hold`, a whole number of steps"),
+            (SEQ.replace("hold = 3", "hold = 3\ndt = 0.015"), "input.dt", "0.015: a multiple of the integration step"),
+            (source("source = \"random\"\ndt = 1.0"), "input.dt", "not used by source = \"random\""),
+            (source("source = \"mackey-glass\"\nmax_len = 9.0"), "input.max_len", "not used by source"),
+            (source("source = \"patched-cosines\"\ndt = 0.0"), "input.dt", "0: a finite time"),
+            (source("source = \"patched-cosines\"\nmin_len = -1.0"), "input.min_len", "-1"),
+            (SEQ.replace("shift = 1", "shift = 1000001"), "target.shift", "1000001: a whole number of samples"),
+            (SEQ.replace("shift = 1", "shift = 1.5"), "target", "`shift`, a whole number of samples"),
+            (SEQ.replace("shift = 1", "shift = 1\nhold = 3"), "target", "unknown field `hold`"),
+            (SEQ.replace("kind = \"shifted-input\"\n        shift = 1", "kind = \"shifted-input\""), "target", "shift"),
+            (
+                SEQ.replace("kind = \"sequence\"", "kind = \"sinusoid\"\nfrequency = 1.0")
+                    .replace("source = \"mackey-glass\"", "")
+                    .replace("seed = 2", "")
+                    .replace("hold = 3", ""),
+                "target.kind",
+                "needs [input] with kind = \"sequence\"",
+            ),
+            (
+                SEQ.replace("kind = \"sequence\"", "kind = \"shifted-input\"\nshift = 1")
+                    .replace("source = \"mackey-glass\"", "")
+                    .replace("seed = 2", "")
+                    .replace("hold = 3", ""),
+                "input.kind",
+                "a target kind",
+            ),
+            (SEQ.replace("inputs = 1", "inputs = 2"), "input", "1 channels, but the network has 2 inputs"),
+        ];
+        for (text, key, value) in cases {
+            let msg = parse(&text).unwrap_err().to_string();
+            assert!(msg.contains(&format!("`{key}`")) && msg.contains(value), "{key}: {msg}");
+        }
+        // 34 samples 1 time unit apart in patches of 1e-9: 3.4e10 patches, about 1.6 TB.
+        let tiny = source("source = \"patched-cosines\"\nmin_len = 1e-9\nmax_len = 1e-9");
+        let msg = parse(&tiny).unwrap_err().to_string();
+        assert!(msg.contains("`(memory)`") && msg.contains("patched-cosines patches"), "{msg}");
+    }
+
+    #[test]
+    fn a_shifted_input_target_is_the_input_sequence_shift_samples_away() {
+        for (shift, source) in [(1i64, "mackey-glass"), (-2, "random"), (1, "patched-cosines")] {
+            let text = SEQ
+                .replace("shift = 1", &format!("shift = {shift}"))
+                .replace("source = \"mackey-glass\"", &format!("source = {source:?}"));
+            let exp = parse(&text).unwrap();
+            assert_eq!(Experiment::from_json(&exp.to_json(), "json").unwrap(), exp);
+            let mut streams = exp.streams(2, None).unwrap();
+            let read = |s: &mut Box<dyn Signal>, step: u64| {
+                let mut v = [f32::NAN];
+                s.sample(step, step as f64 * 0.01, &mut v);
+                v[0]
+            };
+            let mut inputs = Vec::new();
+            for s in &mut streams {
+                let input = s.input.as_mut().unwrap();
+                inputs.push((0..90).map(|n| read(input, n)).collect::<Vec<f32>>());
+            }
+            assert_eq!(inputs[0], inputs[1], "{source}: every replica reads the same sequence");
+            for s in &mut streams {
+                for n in 0..60u64 {
+                    let z = read(&mut s.target, n);
+                    let from = n as i64 + 3 * shift;
+                    let want = if from < 0 { 0.0 } else { inputs[0][from as usize] };
+                    assert_eq!(z, want, "{source}, shift {shift}: target at step {n}");
+                }
+            }
         }
     }
 

@@ -363,8 +363,8 @@ fn params(neurons: usize) -> impl Strategy<Value = Vec<Section>> {
         })
 }
 
-/// A stream of `channels` channels under `[name]`: constant, sinusoid, patched cosines (one
-/// channel), or the data set's (`data`).
+/// A stream of `channels` channels under `[name]`: constant, sinusoid, patched cosines or a
+/// sequence (one channel), or the data set's (`data`).
 fn stream(name: &'static str, channels: usize, data: bool) -> BoxedStrategy<Section> {
     let constant = prop::collection::vec(-1e3f32..1e3, channels).prop_map(move |v| {
         section(name, vec![entry("kind", string("constant")), entry("values", list(v.into_iter().map(float32)))])
@@ -396,9 +396,30 @@ fn stream(name: &'static str, channels: usize, data: bool) -> BoxedStrategy<Sect
             ],
         )
     });
+    // A sequence from each source, with the keys that source uses (a Mackey-Glass `dt` is a
+    // multiple of its integration step, 0.01).
+    let sequence = (0..3usize, 0..=i64::MAX, 1..50u64, 1..=200u32, 1e-2f64..1.0, 1e-2f64..50.0, 1e-2f64..50.0)
+        .prop_map(move |(source, seed, hold, mg_steps, dt, a, b)| {
+            let mut entries = vec![
+                entry("kind", string("sequence")),
+                entry("source", string(["mackey-glass", "random", "patched-cosines"][source])),
+                optional("seed", seed),
+                optional("hold", hold),
+            ];
+            match source {
+                0 => entries.push(optional("dt", float(mg_steps as f64 * 0.01))),
+                2 => entries.extend([
+                    optional("dt", float(dt)),
+                    entry("min_len", float(a.min(b))),
+                    entry("max_len", float(a.max(b))),
+                ]),
+                _ => {}
+            }
+            section(name, entries)
+        });
     match (data, channels) {
         (true, _) => Just(section(name, vec![entry("kind", string("data"))])).boxed(),
-        (false, 1) => prop_oneof![constant, sinusoid, patched].boxed(),
+        (false, 1) => prop_oneof![constant, sinusoid, patched, sequence].boxed(),
         (false, _) => prop_oneof![constant, sinusoid].boxed(),
     }
 }
@@ -570,6 +591,10 @@ const KEYS: &[(&str, &[&str])] = &[
             "seed",
             "min_len",
             "max_len",
+            "source",
+            "hold",
+            "dt",
+            "shift",
         ],
     ),
     (
@@ -586,6 +611,10 @@ const KEYS: &[(&str, &[&str])] = &[
             "seed",
             "min_len",
             "max_len",
+            "source",
+            "hold",
+            "dt",
+            "shift",
         ],
     ),
     ("mask", &["kind", "values", "hidden_steps"]),
@@ -795,13 +824,16 @@ impl Doc {
 }
 
 /// The example files shipped with the crate.
-const EXAMPLES: [&str; 6] = [
+const EXAMPLES: [&str; 9] = [
     include_str!("../../examples/configs/digits-online.toml"),
     include_str!("../../examples/configs/fig1-sinusoid-q10.toml"),
     include_str!("../../examples/configs/fig2-sinusoid-q1000.toml"),
     include_str!("../../examples/configs/fig3-patched-q100.toml"),
     include_str!("../../examples/configs/sweep-64x64.toml"),
     include_str!("../../examples/configs/sweep-q-r.toml"),
+    include_str!("../../examples/configs/mackey-glass.toml"),
+    include_str!("../../examples/configs/delayed-recall.toml"),
+    include_str!("../../examples/configs/patched-cosines-predict.toml"),
 ];
 
 /// Bytes that matter to TOML and to the format, spliced into files.
