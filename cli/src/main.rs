@@ -141,6 +141,25 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Learning in time: local propagation against TBPTT, e-prop and RTRL on the sequence
+    /// tasks (docs/tasks.md), each tuned on a grid, then scored over seeds.
+    Sequence {
+        /// Output folder for results.csv, results.md and recall.png.
+        #[arg(long, default_value = "out/sequence")]
+        out: PathBuf,
+        /// Evaluation seeds (1..=N).
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        /// Steps per run (default: the task files' 100,000).
+        #[arg(long)]
+        steps: Option<u64>,
+        /// Recall delays, in samples (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,5,10,20,50")]
+        delays: Vec<i64>,
+        /// One grid point per learner (for a quick check; the scores are then untuned).
+        #[arg(long)]
+        quick: bool,
+    },
     /// The backprop limit: gradient error of the local rule against backprop as the speed grows.
     BpLimit {
         /// Output folder for bp_limit.csv and bp_limit.png.
@@ -267,6 +286,7 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
             }
         }
         Command::BpLimit { out } => bp_limit::run(&out)?,
+        Command::Sequence { out, seeds, steps, delays, quick } => sequence(&out, seeds, steps, &delays, quick)?,
         Command::Partition { experiment, devices, cases, quick } => partition(experiment, &devices, &cases, quick)?,
         Command::Bench { backend, quick, cases, seconds, json, record_every } => {
             bench(backend, quick, &cases, seconds, record_every, json)?
@@ -343,6 +363,39 @@ fn report(s: &localprop_cli::output::Summary, out: &std::path::Path) {
         );
     }
     println!("wrote {} in {}", s.files.join(", "), out.display());
+}
+
+fn sequence(
+    out: &std::path::Path,
+    seeds: u64,
+    steps: Option<u64>,
+    delays: &[i64],
+    quick: bool,
+) -> localprop::Result<()> {
+    use localprop_cli::sequence;
+    if seeds == 0 {
+        return Err(localprop::Error::param("--seeds", 0, "at least 1"));
+    }
+    if let Some(&d) = delays.iter().find(|&&d| d < 1) {
+        return Err(localprop::Error::param("--delays", d, "delays of at least 1 sample"));
+    }
+    let tasks = sequence::tasks(delays)?;
+    let steps = match steps {
+        Some(0) => return Err(localprop::Error::param("--steps", 0, "at least 2")),
+        Some(s) => s,
+        None => tasks[0].exp.run.steps.unwrap_or(100_000),
+    };
+    let start = std::time::Instant::now();
+    let runs = sequence::compare(&tasks, seeds, steps, quick, |m| eprintln!("{m}"))?;
+    let table = sequence::write(&runs, out)?;
+    println!("{table}");
+    println!(
+        "{} runs in {:.0} s; wrote results.csv, results.md, recall.png in {}",
+        runs.len(),
+        start.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
 }
 
 fn partition(experiment: Option<PathBuf>, devices: &[usize], only: &[String], quick: bool) -> localprop::Result<()> {

@@ -1108,3 +1108,30 @@ fn a_recurrent_baseline_runs_on_the_runs_stream_and_network_and_is_scored_as_the
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn sequence_compares_the_learners_and_refuses_zero_seeds() {
+    let dir = scratch("sequence");
+    let out = dir.join("out");
+    let printed = ok(&localprop(&[
+        "sequence",
+        "--quick",
+        "--seeds",
+        "1",
+        "--steps",
+        "400",
+        "--delays",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    for learner in ["local", "tbptt(1)", "tbptt(10)", "tbptt(100)", "e-prop", "rtrl"] {
+        assert!(printed.contains(&format!("| delayed-recall D=3 | {learner} |")), "{learner}: {printed}");
+    }
+    for file in ["results.csv", "results.md", "recall.png"] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    let bad = localprop(&["sequence", "--seeds", "0", "--out", out.to_str().unwrap()]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--seeds"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
