@@ -11,7 +11,9 @@
 //! output there was computed before the learner saw that target (for the local rule, before
 //! the new target reached the costates; for the baselines, before their prequential update),
 //! so it measures prediction (or recall) alone. The NMSE over every step of the second half is
-//! reported beside it.
+//! reported beside it, and so is a reference that learns nothing: repeating the current input
+//! (about the score of a prediction task's trivial answer; about 2 for recall, whose target is
+//! independent of the input).
 //!
 //! **Seeds.** A seed sets the network's initial weights and the input sequence's seed. The
 //! tuning seed is [`TUNING_SEED`]; the evaluation seeds are `1..=seeds`, none of them the
@@ -59,6 +61,9 @@ pub enum Learner {
     Local,
     /// An online recurrent baseline.
     Baseline(Method),
+    /// A reference that learns nothing: the output is the current input (`s_k` for
+    /// `s_{k+shift}`), what a task gives away for free. Not tuned, not in [`Learner::ALL`].
+    RepeatInput,
 }
 
 impl Learner {
@@ -78,6 +83,7 @@ impl Learner {
             Learner::Local => "local".into(),
             Learner::Baseline(Method::Tbptt { window }) => format!("tbptt({window})"),
             Learner::Baseline(m) => m.name().into(),
+            Learner::RepeatInput => "repeat input".into(),
         }
     }
 }
@@ -102,6 +108,7 @@ pub fn grid(learner: Learner, quick: bool) -> Vec<Setting> {
         (Learner::Local, true) => (&[300.0], &[5.0]),
         (Learner::Baseline(_), false) => (&[1e-4, 3e-4, 1e-3, 3e-3], &[0.0, 0.5]),
         (Learner::Baseline(_), true) => (&[1e-3], &[0.0]),
+        (Learner::RepeatInput, _) => (&[0.0], &[0.0]),
     };
     a.iter().flat_map(|&a| b.iter().map(move |&b| Setting { a, b })).collect()
 }
@@ -243,6 +250,18 @@ pub fn run(
             }
             ((learner.memory_bytes() + learner.momentum_bytes()) as u64, learner.ops_per_step())
         }
+        Learner::RepeatInput => {
+            let s = &mut streams[0];
+            let input = s.input.as_mut().ok_or_else(|| Error::param("input", "none", "a sequence input"))?;
+            let (mut u, mut z) = (vec![0f32; input.dim()], vec![0f32; s.target.dim()]);
+            for step in 0..steps {
+                let t = step as f64 * localprop::params::decimal(base.tau);
+                input.sample(step, t, &mut u);
+                s.target.sample(step, t, &mut z);
+                score.add(step, u[0] as f64, z[0] as f64);
+            }
+            (0, 0.0)
+        }
     };
     Ok(RunScore {
         task: task.name.into(),
@@ -283,8 +302,13 @@ pub fn compare(
             (t, l, Setting { a: top.a, b: top.b })
         })
         .collect();
-    let eval: Vec<(&Task, Learner, Setting, u64)> =
-        best.iter().flat_map(|&(t, l, s)| (1..=seeds).map(move |seed| (t, l, s, seed))).collect();
+    let reference = tasks.iter().map(|t| (t, Learner::RepeatInput, Setting { a: 0.0, b: 0.0 }));
+    let eval: Vec<(&Task, Learner, Setting, u64)> = best
+        .iter()
+        .copied()
+        .chain(reference)
+        .flat_map(|(t, l, s)| (1..=seeds).map(move |seed| (t, l, s, seed)))
+        .collect();
     progress(&format!("scoring: {} runs", eval.len()));
     let scored: Vec<RunScore> =
         eval.par_iter().map(|&(t, l, s, seed)| run(t, l, s, seed, steps, "eval")).collect::<Result<_>>()?;
@@ -329,6 +353,14 @@ pub fn table(runs: &[RunScore]) -> String {
             keys.push(k);
         }
     }
+    // Each task's rows together, the reference after its learners.
+    let mut tasks: Vec<(String, Option<i64>)> = Vec::new();
+    for (t, d, _) in &keys {
+        if !tasks.contains(&(t.clone(), *d)) {
+            tasks.push((t.clone(), *d));
+        }
+    }
+    keys.sort_by_key(|(t, d, _)| tasks.iter().position(|x| x.0 == *t && x.1 == *d));
     for (task, delay, learner) in keys {
         let mine: Vec<&RunScore> = runs
             .iter()
@@ -338,12 +370,12 @@ pub fn table(runs: &[RunScore]) -> String {
         let (m2, s2, _) = spread(mine.iter().map(|r| r.nmse_all));
         let diverged = if bad > 0 { format!(" ({bad} of {} diverged)", mine.len()) } else { String::new() };
         let r0 = mine[0];
+        let tuned = if learner == Learner::RepeatInput.name() { "-".into() } else { format!("{}, {}", r0.a, r0.b) };
         s.push_str(&format!(
-            "| {} | {} | {}, {} | {:.4} ± {:.4}{} | {:.4} ± {:.4} | {} B | {:.0} |\n",
+            "| {} | {} | {} | {:.4} ± {:.4}{} | {:.4} ± {:.4} | {} B | {:.0} |\n",
             label(&task, delay),
             learner,
-            r0.a,
-            r0.b,
+            tuned,
             m1,
             s1,
             diverged,
@@ -389,7 +421,7 @@ pub fn write(runs: &[RunScore], out: &Path) -> Result<String> {
     f.write_all(table.as_bytes()).map_err(|e| io(&path, e))?;
 
     // The recall curve: mean first-step NMSE over the seeds against the delay.
-    let names: Vec<String> = Learner::ALL.iter().map(|l| l.name()).collect();
+    let names: Vec<String> = Learner::ALL.iter().chain([&Learner::RepeatInput]).map(|l| l.name()).collect();
     let mut curves: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     for name in &names {
         let mut delays: Vec<i64> =
@@ -471,9 +503,9 @@ mod tests {
         let mut tasks = tasks(&[2]).unwrap();
         tasks.remove(1); // patched cosines may hold a constant patch over so short a run
         let runs = compare(&tasks, 2, 600, true, |_| {}).unwrap();
-        // 2 tasks x 6 learners: one tuning run each, then 2 seeds each.
+        // 2 tasks x 6 learners: one tuning run each, then 2 seeds each, and the reference.
         assert_eq!(runs.iter().filter(|r| r.phase == "tune").count(), 12);
-        assert_eq!(runs.iter().filter(|r| r.phase == "eval").count(), 24);
+        assert_eq!(runs.iter().filter(|r| r.phase == "eval").count(), 28);
         assert!(runs.iter().all(|r| r.seed != TUNING_SEED || r.phase == "tune"));
         let local = runs.iter().find(|r| r.learner == "local" && r.phase == "eval").unwrap();
         assert!(local.nmse_first.is_some_and(f64::is_finite), "{local:?}");
@@ -481,7 +513,10 @@ mod tests {
         let table = write(&runs, &dir).unwrap();
         assert!(table.contains("| delayed-recall D=2 | rtrl |"), "{table}");
         let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
-        assert_eq!(csv.lines().count(), 1 + 36);
+        assert_eq!(csv.lines().count(), 1 + 40);
+        // Repeating the input for the sample 2 back: independent values of equal spread, NMSE about 2.
+        let repeat = runs.iter().find(|r| r.learner == "repeat input" && r.delay == Some(2)).unwrap();
+        assert!((1.2..2.8).contains(&repeat.nmse_first.unwrap()), "{repeat:?}");
         assert!(dir.join("recall.png").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
