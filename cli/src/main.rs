@@ -144,7 +144,7 @@ enum Command {
     /// Learning in time: local propagation against TBPTT, e-prop and RTRL on the sequence
     /// tasks (docs/tasks.md), each tuned on a grid, then scored over seeds.
     Sequence {
-        /// Output folder for results.csv, results.md and recall.png.
+        /// Output folder for results.csv, results.md, over-time.png and recall.png.
         #[arg(long, default_value = "out/sequence")]
         out: PathBuf,
         /// Evaluation seeds (1..=N).
@@ -390,7 +390,7 @@ fn sequence(
     let table = sequence::write(&runs, out)?;
     println!("{table}");
     println!(
-        "{} runs in {:.0} s; wrote results.csv, results.md, recall.png in {}",
+        "{} runs in {:.0} s; wrote results.csv, results.md, over-time.png, recall.png in {}",
         runs.len(),
         start.elapsed().as_secs_f64(),
         out.display()

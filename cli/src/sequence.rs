@@ -170,14 +170,22 @@ pub struct RunScore {
     pub ops_per_step: f64,
     /// Seconds the run took.
     pub seconds: f64,
+    /// The first-step NMSE over each twentieth of the run, in order: the score over time.
+    #[serde(skip)]
+    pub curve: Vec<Option<f64>>,
 }
+
+/// The windows the score over time is taken in.
+pub const WINDOWS: u64 = 20;
 
 /// The two NMSEs of a run, fed step by step.
 struct Score {
     hold: u64,
     from: u64,
+    steps: u64,
     first: Nmse,
     all: Nmse,
+    windows: Vec<Nmse>,
 }
 
 impl Score {
@@ -186,10 +194,15 @@ impl Score {
             Some(SignalConfig::Sequence { hold, .. }) => hold,
             _ => 1,
         };
-        Score { hold, from: steps / 2, first: Nmse::default(), all: Nmse::default() }
+        let windows = vec![Nmse::default(); WINDOWS as usize];
+        Score { hold, from: steps / 2, steps, first: Nmse::default(), all: Nmse::default(), windows }
     }
 
     fn add(&mut self, step: u64, x: f64, z: f64) {
+        if step.is_multiple_of(self.hold) {
+            let w = (step as u128 * WINDOWS as u128 / self.steps.max(1) as u128) as usize;
+            self.windows[w.min(WINDOWS as usize - 1)].add(x, z);
+        }
         if step >= self.from {
             self.all.add(x, z);
             if step.is_multiple_of(self.hold) {
@@ -276,6 +289,7 @@ pub fn run(
         memory_bytes,
         ops_per_step,
         seconds: start.elapsed().as_secs_f64(),
+        curve: score.windows.iter().map(Nmse::value).collect(),
     })
 }
 
@@ -388,8 +402,10 @@ pub fn table(runs: &[RunScore]) -> String {
     s
 }
 
-/// Writes `results.csv` (every run), `results.md` (the table) and `recall.png` (the recall
-/// score against the delay, per learner) into `out`; returns the table.
+/// Writes `results.csv` (every run), `results.md` (the table), `over-time.png` (the
+/// prediction score over time on the first prediction task, seed 1, per learner) and
+/// `recall.png` (the recall score against the delay, per learner) into `out`; returns the
+/// table.
 pub fn write(runs: &[RunScore], out: &Path) -> Result<String> {
     let io = |p: &Path, source| Error::Io { path: p.display().to_string(), source };
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
@@ -443,6 +459,36 @@ pub fn write(runs: &[RunScore], out: &Path) -> Result<String> {
         if !x.is_empty() {
             curves.push((name.clone(), x, y));
         }
+    }
+    // The prediction score over time on the first prediction task, evaluation seed 1.
+    let steps_of = |r: &RunScore| r.curve.len();
+    let over_time: Vec<(String, Vec<f64>, Vec<f64>)> = names
+        .iter()
+        .filter_map(|name| {
+            let r =
+                runs.iter().find(|r| r.phase == "eval" && r.seed == 1 && r.delay.is_none() && &r.learner == name)?;
+            let (x, y): (Vec<f64>, Vec<f64>) = r
+                .curve
+                .iter()
+                .enumerate()
+                .filter_map(|(k, v)| v.map(|v| ((k + 1) as f64 / steps_of(r) as f64, v)))
+                .unzip();
+            (!x.is_empty()).then(|| (name.clone(), x, y))
+        })
+        .collect();
+    if let Some(task) = runs.iter().find(|r| r.phase == "eval" && r.delay.is_none()).map(|r| r.task.clone()) {
+        let title = format!("{task}, seed 1: NMSE at the first step of each hold, per twentieth of the run");
+        line_plot(
+            &out.join("over-time.png"),
+            &LinePlot {
+                title: &title,
+                x_label: "fraction of the run",
+                y_label: "NMSE (log)",
+                series: over_time.iter().map(|(n, x, y)| Series::new(n, x, y)).collect(),
+                log_y: true,
+                ..Default::default()
+            },
+        )?;
     }
     if !curves.is_empty() {
         line_plot(
@@ -517,7 +563,8 @@ mod tests {
         // Repeating the input for the sample 2 back: independent values of equal spread, NMSE about 2.
         let repeat = runs.iter().find(|r| r.learner == "repeat input" && r.delay == Some(2)).unwrap();
         assert!((1.2..2.8).contains(&repeat.nmse_first.unwrap()), "{repeat:?}");
-        assert!(dir.join("recall.png").exists());
+        assert!(dir.join("recall.png").exists() && dir.join("over-time.png").exists());
+        assert_eq!(local.curve.len(), WINDOWS as usize);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -1128,7 +1128,7 @@ fn sequence_compares_the_learners_and_refuses_zero_seeds() {
     for learner in ["local", "tbptt(1)", "tbptt(10)", "tbptt(100)", "e-prop", "rtrl"] {
         assert!(printed.contains(&format!("| delayed-recall D=3 | {learner} |")), "{learner}: {printed}");
     }
-    for file in ["results.csv", "results.md", "recall.png"] {
+    for file in ["results.csv", "results.md", "over-time.png", "recall.png"] {
         assert!(out.join(file).exists(), "{file}");
     }
     let bad = localprop(&["sequence", "--seeds", "0", "--out", out.to_str().unwrap()]);
