@@ -3,6 +3,7 @@ the engine's state and the command line's folder consistent at that step."""
 
 import _thread
 import json
+import signal
 import threading
 
 import numpy as np
@@ -10,6 +11,15 @@ import pytest
 
 import localprop as lp
 from conftest import ROOT
+
+
+@pytest.fixture(autouse=True)
+def python_handles_sigint():
+    """Python's own Ctrl-C handler for the test: a process started in the background by a
+    shell without job control inherits SIGINT ignored, and `interrupt_main` then does nothing."""
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
 
 
 def interrupt_after(seconds):
