@@ -92,6 +92,13 @@ pub fn cases(quick: bool) -> Vec<Case> {
     list
 }
 
+/// The cases of [`cases`] whose name contains one of `only` (all of them when `only` is empty).
+pub fn cases_named(quick: bool, only: &[String]) -> Vec<Case> {
+    let mut list = cases(quick);
+    list.retain(|c| only.is_empty() || only.iter().any(|o| c.name.contains(o.as_str())));
+    list
+}
+
 /// One row of the table.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Row {

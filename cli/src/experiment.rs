@@ -631,7 +631,7 @@ impl Scores {
     ) -> Self {
         // Recorded steps in first_step..first_step + steps: the multiples of `every`.
         let every = exp.run.record_every;
-        let planned = (first_step.saturating_add(steps)).div_ceil(every) - first_step.div_ceil(every);
+        let planned = planned_rows(first_step, steps, every);
         let classification = matches!(exp.target, SignalConfig::Data);
         let samples = data.filter(|_| classification).map(|pd| {
             let labels = pd.dataset.labels.clone();
@@ -704,6 +704,12 @@ impl Scores {
             diverged: None,
         }
     }
+}
+
+/// The rows a run of `steps` steps from `first_step` records: the multiples of `every` among
+/// its steps.
+fn planned_rows(first_step: u64, steps: u64, every: u64) -> u64 {
+    (first_step.saturating_add(steps)).div_ceil(every) - first_step.div_ceil(every)
 }
 
 /// The normalised mean squared error of an output against its target over the pairs added:
@@ -837,7 +843,8 @@ fn run_recurrent_baseline(
     let mut learner = RecurrentLearner::new(net, params, method, opt)?;
     let mut streams = exp.streams(1, data)?.pop().expect("one replica's streams");
     let every = exp.run.record_every;
-    let half = steps.div_ceil(every) / 2;
+    let planned = planned_rows(0, steps, every);
+    let half = planned / 2;
     let mut nmse = vec![Nmse::default(); net.outputs().len()];
     let (mut loss_sum, mut rows) = (0.0, 0u64);
     let start = Instant::now();
@@ -863,7 +870,7 @@ fn run_recurrent_baseline(
         window: b.window,
         lr: decimal(b.lr),
         momentum: decimal(b.momentum),
-        nmse: (diverged.is_none() && steps.div_ceil(every) >= 2).then(|| nmse.iter().map(Nmse::value).collect()),
+        nmse: (diverged.is_none() && planned >= 2).then(|| nmse.iter().map(Nmse::value).collect()),
         mean_loss: if diverged.is_some() || rows == 0 { f64::NAN } else { loss_sum / rows as f64 },
         memory_bytes: learner.memory_bytes() as u64,
         momentum_bytes: learner.momentum_bytes() as u64,

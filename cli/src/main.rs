@@ -408,10 +408,10 @@ fn partition(experiment: Option<PathBuf>, devices: &[usize], only: &[String], qu
             let exp = localprop_cli::config::Experiment::load(&path)?;
             vec![(path.display().to_string(), exp.network()?)]
         }
-        None => bench::cases(quick)
+        None => bench::cases_named(quick, only)
             .into_iter()
             // The partition is the same for every replica: one row per network.
-            .filter(|c| c.replicas == 1 && (only.is_empty() || only.iter().any(|o| c.name.contains(o.as_str()))))
+            .filter(|c| c.replicas == 1)
             .map(|c| Ok((c.name, c.spec.build()?)))
             .collect::<localprop::Result<Vec<_>>>()?,
     };
@@ -468,10 +468,7 @@ fn bench(
         }
     }
     let mut rows = Vec::new();
-    for mut case in bench::cases(quick) {
-        if !only.is_empty() && !only.iter().any(|o| case.name.contains(o.as_str())) {
-            continue;
-        }
+    for mut case in bench::cases_named(quick, only) {
         case.record_every = record_every.unwrap_or(case.record_every);
         for &(b, bw) in &backends {
             let row = bench::run_case(&case, b, seconds, bw)?;

@@ -238,6 +238,7 @@ pub fn run(
     let mut score = Score::new(&exp, steps);
     let start = std::time::Instant::now();
     let (e, m) = (net.n_edges() as u64, (net.n() - net.d()) as u64);
+    let mut diverged = false;
     let (memory_bytes, ops_per_step) = match learner {
         Learner::Local => {
             let params = Params { q: setting.a, theta: setting.b, ..base };
@@ -258,7 +259,7 @@ pub fn run(
             let ran = learner.run_each(&mut streams[0], steps, |step, o, z| score.add(step, o.outputs[0], z[0] as f64));
             match ran {
                 // A learner that meets a non-finite value scores nothing.
-                Err(Error::Param { .. }) => score.first = Nmse::default(),
+                Err(Error::Param { .. }) => diverged = true,
                 other => other?,
             }
             ((learner.memory_bytes() + learner.momentum_bytes()) as u64, learner.ops_per_step())
@@ -284,8 +285,8 @@ pub fn run(
         seed,
         a: setting.a,
         b: setting.b,
-        nmse_first: score.first.value(),
-        nmse_all: score.first.value().and(score.all.value()),
+        nmse_first: score.first.value().filter(|_| !diverged),
+        nmse_all: score.all.value().filter(|_| !diverged),
         memory_bytes,
         ops_per_step,
         seconds: start.elapsed().as_secs_f64(),
@@ -438,14 +439,13 @@ pub fn write(runs: &[RunScore], out: &Path) -> Result<String> {
 
     // The recall curve: mean first-step NMSE over the seeds against the delay.
     let names: Vec<String> = Learner::ALL.iter().chain([&Learner::RepeatInput]).map(|l| l.name()).collect();
+    let mut delays: Vec<i64> = runs.iter().filter(|r| r.phase == "eval").filter_map(|r| r.delay).collect();
+    delays.sort_unstable();
+    delays.dedup();
     let mut curves: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     for name in &names {
-        let mut delays: Vec<i64> =
-            runs.iter().filter(|r| r.phase == "eval" && r.delay.is_some()).filter_map(|r| r.delay).collect();
-        delays.sort_unstable();
-        delays.dedup();
         let (mut x, mut y) = (Vec::new(), Vec::new());
-        for d in delays {
+        for &d in &delays {
             let (m, _, bad) = spread(
                 runs.iter()
                     .filter(|r| r.phase == "eval" && r.delay == Some(d) && &r.learner == name)
@@ -461,7 +461,6 @@ pub fn write(runs: &[RunScore], out: &Path) -> Result<String> {
         }
     }
     // The prediction score over time on the first prediction task, evaluation seed 1.
-    let steps_of = |r: &RunScore| r.curve.len();
     let over_time: Vec<(String, Vec<f64>, Vec<f64>)> = names
         .iter()
         .filter_map(|name| {
@@ -471,7 +470,7 @@ pub fn write(runs: &[RunScore], out: &Path) -> Result<String> {
                 .curve
                 .iter()
                 .enumerate()
-                .filter_map(|(k, v)| v.map(|v| ((k + 1) as f64 / steps_of(r) as f64, v)))
+                .filter_map(|(k, v)| v.map(|v| ((k + 1) as f64 / r.curve.len() as f64, v)))
                 .unzip();
             (!x.is_empty()).then(|| (name.clone(), x, y))
         })
