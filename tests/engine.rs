@@ -330,18 +330,23 @@ fn population_kernel_gives_the_kernel_path_bits() {
     // 13 replicas: one structure-of-arrays group of 8 and 5 alone; each with its own
     // parameters, learning on and off, from the initial state and after a set state; with the
     // HSF sign of the step, and with hsf-ball's sign of each replica (R = 3 keeps these runs
-    // finite and gives the replicas different signs at most steps).
+    // finite and gives the replicas different signs at most steps). Two nets: rows of 8
+    // columns (2 inputs, 5 neurons, a bias), and of 6 like the paper's (no input), which a
+    // replica alone keeps padded to 8.
     let ball = Policy::HsfBall { radius: 3.0 };
-    for (learning, policy) in [true, false].into_iter().flat_map(|l| [(l, Policy::HsfEveryStep), (l, ball)]) {
+    let cases = [true, false].into_iter().flat_map(|l| [(l, Policy::HsfEveryStep), (l, ball)]);
+    for ((learning, policy), inputs) in cases.flat_map(|c| [(c, 2), (c, 0)]) {
         let params: Vec<Params> = (0..13)
             .map(|k| Params { learning, r_w: 0.5 + 0.1 * k as f32, policy, ..tracking_params(10.0 + k as f32, 1.0) })
             .collect();
-        let net = NetworkSpec::fully_connected(2, 5, true).bias(true).outputs(vec![3, 6]).seed(8).build().unwrap();
+        let outputs = vec![inputs + 1, inputs + 4];
+        let net = NetworkSpec::fully_connected(inputs, 5, true).bias(true).outputs(outputs).seed(8).build().unwrap();
         let streams = || -> Vec<Streams> {
             (0..13)
                 .map(|k| {
-                    Streams::new(Sinusoid { dim: 2, phase_step: 0.3, ..Sinusoid::new(1.0, 0.1 + 0.01 * k as f64) })
-                        .with_input(Sinusoid { dim: 2, ..Sinusoid::new(0.5, 0.2) })
+                    let s =
+                        Streams::new(Sinusoid { dim: 2, phase_step: 0.3, ..Sinusoid::new(1.0, 0.1 + 0.01 * k as f64) });
+                    if inputs > 0 { s.with_input(Sinusoid { dim: inputs, ..Sinusoid::new(0.5, 0.2) }) } else { s }
                 })
                 .collect()
         };
@@ -357,13 +362,14 @@ fn population_kernel_gives_the_kernel_path_bits() {
             (t1, t2, e.state().unwrap(), e.last_messages().unwrap())
         };
         let (fused, kernels) = (run(true), run(false));
-        assert_eq!(fused.0, kernels.0, "trace, learning {learning}, {policy:?}");
-        assert_eq!(fused.1, kernels.1, "trace after set_state, learning {learning}, {policy:?}");
-        assert_eq!(fused.2, kernels.2, "state, learning {learning}, {policy:?}");
-        assert_eq!(fused.3, kernels.3, "messages, learning {learning}, {policy:?}");
+        let case = format!("learning {learning}, {policy:?}, {inputs} inputs");
+        assert_eq!(fused.0, kernels.0, "trace, {case}");
+        assert_eq!(fused.1, kernels.1, "trace after set_state, {case}");
+        assert_eq!(fused.2, kernels.2, "state, {case}");
+        assert_eq!(fused.3, kernels.3, "messages, {case}");
         if policy == ball {
             let mixed = fused.0.sign.chunks(13).filter(|row| row.iter().any(|&s| s != row[0])).count();
-            assert!(mixed > 0, "learning {learning}: no step at which the replicas' signs differ");
+            assert!(mixed > 0, "{case}: no step at which the replicas' signs differ");
         }
     }
 }

@@ -97,13 +97,50 @@ fn row_pass8<const LEARN: bool>(
         }
     };
     let (xj, xn) = (load(xj), load(xn));
-    let (mut w8, mut pw8, mut part8, mut acc) = (load(w), load(pw), load(part), [0.0f32; 8]);
-    for l in 0..8 {
-        synapse_item::<LEARN>(&mut acc[l], &mut w8[l], &mut pw8[l], xj[l], xn[l], &mut part8[l], ei, tau, s, rp);
-    }
+    let (mut w8, mut pw8, mut part8) = (load(w), load(pw), load(part));
+    let acc = pass8::<LEARN>([&mut w8, &mut pw8, &mut part8], [&xj, &xn], ei, tau, s, rp);
     w.copy_from_slice(&w8[..len]);
     pw.copy_from_slice(&pw8[..len]);
     part.copy_from_slice(&part8[..len]);
+    acc
+}
+
+/// [`row_pass8`] on a row kept padded to 8 columns (the population path's replica that runs
+/// alone): on its arrays where they are, with no copy in or out (whose run-time length
+/// compiles to calls to `memcpy`). Returns the row's next pre-activation.
+#[inline(always)]
+pub(crate) fn padded_row_sum(
+    learning: bool,
+    [w, pw, part]: [&mut [f32; 8]; 3],
+    xs: [&[f32; 8]; 2],
+    ei: f32,
+    tau: f32,
+    s: &StepUniform,
+    rp: ReplicaParams,
+) -> f32 {
+    let acc = if learning {
+        pass8::<true>([w, pw, part], xs, ei, tau, s, rp)
+    } else {
+        pass8::<false>([w, pw, part], xs, ei, tau, s, rp)
+    };
+    // As `tiled_row_sum` for its one tile of 8 columns: the sum of tiles from 0.
+    0.0 + lane_sum(acc, 8)
+}
+
+/// The 8 lanes of [`row_pass8`] and [`padded_row_sum`].
+#[inline(always)]
+fn pass8<const LEARN: bool>(
+    [w, pw, part]: [&mut [f32; 8]; 3],
+    [xj, xn]: [&[f32; 8]; 2],
+    ei: f32,
+    tau: f32,
+    s: &StepUniform,
+    rp: ReplicaParams,
+) -> [f32; 8] {
+    let mut acc = [0.0f32; 8];
+    for l in 0..8 {
+        synapse_item::<LEARN>(&mut acc[l], &mut w[l], &mut pw[l], xj[l], xn[l], &mut part[l], ei, tau, s, rp);
+    }
     acc
 }
 

@@ -427,9 +427,6 @@ impl CpuExecutor {
         let k = b.params;
         b.nonfinite.clear();
         b.nonfinite.resize(k.replicas as usize, 0);
-        b.inputs.clone_from(&block.inputs);
-        b.targets.clone_from(&block.targets);
-        b.masks.clone_from(&block.masks);
         b.trace = std::mem::take(&mut self.spare_trace);
         b.trace.clear();
         b.trace.resize(block.records * (k.replicas * k.trace_width) as usize, 0.0);
@@ -439,6 +436,9 @@ impl CpuExecutor {
             self.gather &= block.steps.is_empty();
             return BlockResult { rows: std::mem::take(&mut b.trace), nonfinite: b.nonfinite.clone() };
         }
+        b.inputs.clone_from(&block.inputs);
+        b.targets.clone_from(&block.targets);
+        b.masks.clone_from(&block.masks);
         let plan = std::mem::take(&mut b.plan);
         // The four dispatch lists (recorded or not, gathering or not), made once per block.
         let lists: [Vec<crate::plan::Dispatch>; 4] = std::array::from_fn(|v| plan.step(&k, v & 1 != 0, v & 2 != 0));

@@ -14,7 +14,7 @@
 use rayon::prelude::*;
 
 use super::costate_step::costate_update;
-use super::dense_step::tiled_row_sum;
+use super::dense_step::{padded_row_sum, tiled_row_sum};
 use super::neuron_step::neuron_update;
 use super::record_step::record_replica;
 use super::state_norm::ball_sign;
@@ -87,27 +87,9 @@ pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
     let k = b.params;
     let (n, ne, width, reps) = (k.n as usize, k.n_edges as usize, k.trace_width as usize, k.replicas as usize);
     let blk = b.plan.blocks[0];
-    let Buffers {
-        x,
-        p,
-        w,
-        pw,
-        a,
-        e_hat,
-        h,
-        b: back,
-        part,
-        c,
-        inputs,
-        targets,
-        masks,
-        outputs,
-        replica,
-        out_slot,
-        trace,
-        nonfinite,
-        ..
-    } = b;
+    let Buffers { x, p, w, pw, a, e_hat, h, b: back, part, c, outputs, replica, out_slot, trace, nonfinite, .. } = b;
+    // The streams are read from the block itself, not from copies in `b`.
+    let (inputs, targets, masks) = (&block.inputs[..], &block.targets[..], &block.masks[..]);
     let sh = Shared { k, blk, block, first, gather, inputs, targets, masks, outputs, slots: out_slot, replica };
     let [x0, x1] = x;
     let gn = LANES * n;
@@ -205,8 +187,16 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
         }
     };
     let (mut w, mut pw, mut part) = (pad(gw), pad(gpw), vec![0.0f32; stride]);
-    // Row-major copies of `w` and `pw` for the record, whose lanes follow the edge order.
-    let (mut w_rec, mut pw_rec) = (vec![0.0f32; ne], vec![0.0f32; ne]);
+    // Row-major copies of `w` and `pw` for the record, whose lanes follow the edge order,
+    // with room for the last padded row: rows of 8 go in whole, each over the padding of the
+    // one before (a copy of `cols` floats, a run-time length, would be a call to `memcpy`).
+    let (mut w_rec, mut pw_rec) = (vec![0.0f32; ne + 8], vec![0.0f32; ne + 8]);
+    let unpad8 = |v: &[f32], out: &mut [f32]| {
+        for (i, v) in v.chunks_exact(8).enumerate() {
+            let v: &[f32; 8] = v.try_into().expect("rows of 8");
+            out[i * cols..i * cols + 8].copy_from_slice(v);
+        }
+    };
     let c = &g.c[m * n..(m + 1) * n];
     let (mut xs, mut xn) = ([0.0f32; WG], [0.0f32; WG]);
     let mut flag = 0;
@@ -216,7 +206,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
         let value = |row: u32, x: &[f32], j: usize| if j < d { sh.input(row, r, j) } else { x[j] };
         // state_norm (hsf-ball): the replica's own signs of the step.
         let s = &if k.ball != 0 {
-            ball_step(k, s, [x_in, p], [&w, &pw], (cols, stride), [&mut w_rec, &mut pw_rec])
+            ball_step(k, s, [x_in, p], [&w, &pw], (cols, stride), [&mut w_rec[..ne], &mut pw_rec[..ne]])
         } else {
             *s
         };
@@ -248,9 +238,9 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
             let (w, pw) = if stride == cols {
                 (&w[..], &pw[..])
             } else {
-                unpad(&w, &mut w_rec);
-                unpad(&pw, &mut pw_rec);
-                (&w_rec[..], &pw_rec[..])
+                unpad8(&w, &mut w_rec);
+                unpad8(&pw, &mut pw_rec);
+                (&w_rec[..ne], &pw_rec[..ne])
             };
             record_replica(
                 rp,
@@ -271,11 +261,20 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
             xn[j] = value(s.row + 1, x_out, col0 + j);
         }
         part.fill(0.0);
-        for ii in 0..rows {
-            let ei = e_hat[row0 + ii];
-            let (w, pw) = (&mut w[ii * stride..(ii + 1) * stride], &mut pw[ii * stride..(ii + 1) * stride]);
-            let (xj, xv) = (&xs[..stride], &xn[..stride]);
-            a[row0 + ii] += tiled_row_sum(k.learning != 0, w, pw, xj, xv, &mut part, ei, k.tau, s, rp, stride);
+        if stride == 8 {
+            let (xs8, xn8): (&[f32; 8], &[f32; 8]) = (xs[..8].try_into().expect("8"), xn[..8].try_into().expect("8"));
+            let part8: &mut [f32; 8] = (&mut part[..]).try_into().expect("a padded row");
+            for (ii, (w, pw)) in w.as_chunks_mut::<8>().0.iter_mut().zip(pw.as_chunks_mut::<8>().0).enumerate() {
+                let ei = e_hat[row0 + ii];
+                a[row0 + ii] += padded_row_sum(k.learning != 0, [w, pw, part8], [xs8, xn8], ei, k.tau, s, rp);
+            }
+        } else {
+            for ii in 0..rows {
+                let ei = e_hat[row0 + ii];
+                let (w, pw) = (&mut w[ii * stride..(ii + 1) * stride], &mut pw[ii * stride..(ii + 1) * stride]);
+                let (xj, xv) = (&xs[..stride], &xn[..stride]);
+                a[row0 + ii] += tiled_row_sum(k.learning != 0, w, pw, xj, xv, &mut part, ei, k.tau, s, rp, stride);
+            }
         }
         // dense_reduce (one chunk)
         for j in 0..cols {
@@ -353,7 +352,7 @@ struct RecordCoef {
 /// [`record_replica`] for every replica of a group, in `L` lanes (a power of two covering
 /// every array, or `WG`): element `i` of each array goes to lane `i % WG` in order, then a
 /// tree halves the lanes. The sums live in local arrays so that the loops over the group's
-/// replicas vectorise.
+/// replicas vectorise. `trace` is the group's part of the recorded row, `[replica][width]`.
 #[expect(clippy::too_many_arguments, reason = "one group's slices, called once per recorded step")]
 fn record_lanes<const L: usize>(
     sh: &Shared<'_>,
@@ -375,14 +374,13 @@ fn record_lanes<const L: usize>(
             hs[l][m] += v[m];
         }
     }
-    let row = s.record_row as usize * LANES;
     for o in 0..n_out {
         let (xo, l) = (x[sh.outputs[o] as usize], o % WG % L);
         for m in 0..LANES {
             let t = sh.target_at(s.row, r0 + m) + o;
             let dv = xo[m] - sh.targets[t];
             err[l][m] += sh.masks[t] * dv * dv;
-            trace[(row + m) * width + TRACE_FIXED + o] = xo[m];
+            trace[m * width + TRACE_FIXED + o] = xo[m];
         }
     }
     for (e, (pw, w)) in pw.iter().zip(w).enumerate() {
@@ -401,7 +399,7 @@ fn record_lanes<const L: usize>(
         let loss = 0.5 * rc.q[m] * err[m];
         let kinetic = 0.5 * pw2[m] / rc.r[m];
         let potential = 0.5 * rc.r_w[m] * w2[m];
-        let at = (row + m) * width;
+        let at = m * width;
         trace[at] = loss;
         trace[at + 1] = kinetic + potential + loss;
         trace[at + 2] = hs[m] - kinetic + potential + loss;
@@ -559,7 +557,8 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
         );
         // record_step (record_replica, lane by lane)
         if s.record_row != NO_RECORD {
-            record(sh, s, r0, &rc, &h, x_in, &w, &pw, &mut g.trace);
+            let at = s.record_row as usize * LANES * k.trace_width as usize;
+            record(sh, s, r0, &rc, &h, x_in, &w, &pw, &mut g.trace[at..at + LANES * k.trace_width as usize]);
         }
         // dense_step (row_pass, lane by lane)
         for j in 0..cols {
