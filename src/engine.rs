@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use crate::block::{Block, BlockResult};
-use crate::cpu::{Buffers, CpuExecutor};
+use crate::cpu::{Buffers, CpuExecutor, CpuRunner};
 use crate::error::{Error, Result};
 use crate::gpu::{GpuBuffers, GpuContext, GpuExecutor};
 use crate::layout::{
@@ -71,22 +71,23 @@ impl std::str::FromStr for Backend {
 
 #[expect(clippy::large_enum_variant, reason = "one per engine; the CPU variant is the common one")]
 enum Exec {
-    Cpu(CpuExecutor, VecDeque<BlockResult>),
+    Cpu(CpuRunner),
     Gpu(Box<GpuExecutor>),
 }
 
 impl Exec {
     fn step(&self) -> u64 {
         match self {
-            Exec::Cpu(e, _) => e.step,
+            Exec::Cpu(e) => e.step(),
             Exec::Gpu(e) => e.step,
         }
     }
 
-    fn submit(&mut self, block: &Block) -> Result<()> {
+    /// Runs `block` (the CPU may swap it for a spent one, to fill again: [`CpuRunner::submit`]).
+    fn submit(&mut self, block: &mut Block) -> Result<()> {
         match self {
-            Exec::Cpu(e, done) => {
-                done.push_back(e.run_block(block));
+            Exec::Cpu(e) => {
+                e.submit(block);
                 Ok(())
             }
             Exec::Gpu(e) => e.submit(block),
@@ -95,7 +96,7 @@ impl Exec {
 
     fn collect(&mut self) -> Result<BlockResult> {
         match self {
-            Exec::Cpu(_, done) => Ok(done.pop_front().unwrap_or_default()),
+            Exec::Cpu(e) => Ok(e.collect()),
             Exec::Gpu(e) => e.collect(),
         }
     }
@@ -103,8 +104,8 @@ impl Exec {
     /// Hands a collected block's trace rows back, for the CPU to fill again (a fresh buffer
     /// of many megabytes per block costs page faults).
     fn recycle(&mut self, rows: Vec<f32>) {
-        if let Exec::Cpu(e, _) = self {
-            e.spare_trace = rows;
+        if let Exec::Cpu(e) = self {
+            e.recycle(rows);
         }
     }
 }
@@ -286,7 +287,7 @@ impl Engine {
         }
         let (replicas, synapses) = (self.replicas(), self.replicas().saturating_mul(self.net.n_edges()));
         let population = match &self.exec {
-            Exec::Cpu(cpu, _) => cpu.buffers.plan.population,
+            Exec::Cpu(cpu) => cpu.exec().buffers.plan.population,
             Exec::Gpu(g) => g.plan().population,
         };
         let (gpu, why) = if population {
@@ -317,7 +318,8 @@ impl Engine {
 
     /// Moves the engine, with its state, onto the GPU of `ctx`.
     fn into_gpu(mut self, ctx: GpuContext) -> Result<Self> {
-        if let Exec::Cpu(cpu, _) = &self.exec {
+        if let Exec::Cpu(cpu) = &self.exec {
+            let cpu = cpu.exec();
             let gpu = GpuExecutor::new(ctx, &cpu.buffers, self.block_steps, cpu.step)?;
             self.exec = Exec::Gpu(Box::new(gpu));
         }
@@ -346,7 +348,7 @@ impl Engine {
             net,
             params,
             kernel_params,
-            exec: Exec::Cpu(CpuExecutor::new(buffers, 0), VecDeque::new()),
+            exec: Exec::Cpu(CpuRunner::new(CpuExecutor::new(buffers, 0))),
             record_every: 1,
             block_steps: DEFAULT_BLOCK_STEPS,
             spare: Spare::default(),
@@ -448,7 +450,7 @@ impl Engine {
     /// [`Plan::small_net`]: crate::plan::Plan::small_net
     pub fn set_fused(&mut self, on: bool) {
         match &mut self.exec {
-            Exec::Cpu(cpu, _) => cpu.population = on,
+            Exec::Cpu(cpu) => cpu.exec_mut().population = on,
             Exec::Gpu(gpu) => gpu.fused = on,
         }
     }
@@ -459,7 +461,7 @@ impl Engine {
     /// per dense block and `sparse` (CSR rows) for the sparse block.
     pub fn kernel_families(&self) -> String {
         let (population, small_net, plan) = match &self.exec {
-            Exec::Cpu(cpu, _) => (cpu.population, false, &cpu.buffers.plan),
+            Exec::Cpu(cpu) => (cpu.exec().population, false, &cpu.exec().buffers.plan),
             Exec::Gpu(gpu) => (gpu.fused, gpu.fused, gpu.plan()),
         };
         plan.describe(population, small_net)
@@ -529,8 +531,8 @@ impl Engine {
         let step = self.step();
         let replicas = self.replicas();
         match &mut self.exec {
-            Exec::Cpu(cpu, _) => {
-                let b = &cpu.buffers;
+            Exec::Cpu(cpu) => {
+                let b = &cpu.exec_mut().buffers;
                 Ok(State {
                     step,
                     replicas,
@@ -574,7 +576,10 @@ impl Engine {
     /// it), `[replica][neuron]`: the local learning signal each synapse `j -> i` used.
     pub fn last_messages(&mut self) -> Result<(Vec<f32>, Vec<f32>)> {
         match &mut self.exec {
-            Exec::Cpu(cpu, _) => Ok((cpu.buffers.e_hat.clone(), cpu.buffers.h.clone())),
+            Exec::Cpu(cpu) => {
+                let b = &cpu.exec_mut().buffers;
+                Ok((b.e_hat.clone(), b.h.clone()))
+            }
             Exec::Gpu(g) => {
                 let [e_hat, h] = g.read_messages()?;
                 Ok((e_hat, h))
@@ -586,7 +591,8 @@ impl Engine {
     pub fn set_state(&mut self, state: &State) -> Result<()> {
         state.check(self.replicas(), self.net.n(), self.net.n_edges())?;
         match &mut self.exec {
-            Exec::Cpu(cpu, _) => {
+            Exec::Cpu(cpu) => {
+                let cpu = cpu.exec_mut();
                 let b = &mut cpu.buffers;
                 b.x[(state.step % 2) as usize].clone_from(&state.x);
                 b.p.clone_from(&state.p);
@@ -657,8 +663,9 @@ impl Engine {
     }
 
     /// [`Engine::run_blocks`]' loop: block b + 1 is prepared and submitted before block b's
-    /// trace is collected, so on the GPU the host evaluates streams and reads traces while the
-    /// device computes. On an error, the blocks still in flight are left in `in_flight`.
+    /// trace is collected, so the host evaluates streams and reads traces while the device
+    /// computes (on the CPU, while a large block runs on a thread of its own:
+    /// [`CpuRunner`]). On an error, the blocks still in flight are left in `in_flight`.
     fn pump_blocks(
         &mut self,
         steps: u64,
@@ -673,7 +680,7 @@ impl Engine {
                 let first = self.step();
                 let mut block = std::mem::take(&mut self.spare.block);
                 let part = self.prepare_block(len, streams, &mut block)?;
-                let sent = self.exec.submit(&block);
+                let sent = self.exec.submit(&mut block);
                 self.spare.block = block;
                 sent?;
                 submitted += len as u64;
@@ -704,8 +711,27 @@ impl Engine {
     fn find_divergence(&mut self, first: u64, codes: &[u32], part: &mut Trace) -> Result<()> {
         let replicas = self.replicas();
         let width = part.n_out;
+        // The common case first, in one pass over each column: no code and every recorded
+        // energy finite (`v * 0` is 0 for a finite value, NaN otherwise), so no replica
+        // diverged in this block. The search below reads the columns replica by replica, a
+        // stride of `replicas` apart.
+        let all_finite = |v: &[f32]| {
+            let mut acc = [0.0f32; 8];
+            let chunks = v.chunks_exact(8);
+            for x in chunks.remainder() {
+                acc[0] += x * 0.0;
+            }
+            for c in chunks {
+                for l in 0..8 {
+                    acc[l] += c[l] * 0.0;
+                }
+            }
+            acc.iter().all(|&a| a == 0.0)
+        };
+        let quiet = codes.iter().all(|&c| c == 0)
+            && [&part.loss, &part.lagrangian, &part.hamiltonian].iter().all(|v| all_finite(v));
         let mut found: Option<(Divergence, usize)> = None;
-        for r in 0..replicas {
+        for r in (0..replicas).filter(|_| !quiet) {
             if self.diverged[r].is_some() {
                 continue;
             }
@@ -758,8 +784,8 @@ impl Engine {
         let (step, replicas) = (self.step(), self.replicas());
         let read;
         let [x, p, w, pw]: [&[f32]; 4] = match &mut self.exec {
-            Exec::Cpu(cpu, _) => {
-                let b = &cpu.buffers;
+            Exec::Cpu(cpu) => {
+                let b = &cpu.exec_mut().buffers;
                 [&b.x[(step % 2) as usize], &b.p, &b.w, &b.pw]
             }
             Exec::Gpu(g) => {

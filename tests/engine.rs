@@ -376,57 +376,78 @@ fn population_kernel_gives_the_kernel_path_bits() {
 
 #[test]
 fn run_blocks_hands_the_sink_what_run_returns_block_by_block() {
-    // Two replicas, one with a mask stream: the engine reuses its block buffers, and the
-    // columns no stream writes (bias, the unmasked replica's masks) must keep their values.
+    // Replicas with and without a mask stream: the engine reuses its block buffers, and the
+    // columns no stream writes (bias, the unmasked replicas' masks) must keep their values.
+    // 2 replicas run each block on the caller's thread; 512 (about 4.6 M updates per block)
+    // run each on a thread of their own while the next block's streams are evaluated.
     let net = NetworkSpec::fully_connected(0, 5, true).bias(true).seed(6).build().unwrap();
-    let params = vec![tracking_params(10.0, 1.0); 2];
-    let streams = || {
-        let masked = Streams::new(Sinusoid::new(1.0, 0.1)).with_mask(localprop::signal::Constant(vec![0.0]));
-        vec![Streams::new(Sinusoid::new(1.0, 0.1)), masked]
-    };
-    let make = || {
-        let mut e = Engine::with_replicas(net.clone(), params.clone()).unwrap();
-        e.set_block_steps(256).unwrap();
-        e.set_record_every(3).unwrap();
-        e
-    };
-    let whole = make().run(700, &mut streams()).unwrap();
+    for replicas in [2, 512] {
+        let overlapped = replicas * (net.n_edges() + net.n()) * 256 >= localprop::cpu::OVERLAP_FROM;
+        assert_eq!(overlapped, replicas > 2);
+        let params: Vec<Params> = (0..replicas).map(|r| tracking_params(10.0 + r as f32, 1.0)).collect();
+        let streams = || -> Vec<Streams> {
+            (0..replicas)
+                .map(|r| {
+                    let s = Streams::new(Sinusoid::new(1.0, 0.1 + 0.001 * r as f64));
+                    if r % 2 == 1 { s.with_mask(localprop::signal::Constant(vec![0.0])) } else { s }
+                })
+                .collect()
+        };
+        let make = || {
+            let mut e = Engine::with_replicas(net.clone(), params.clone()).unwrap();
+            e.set_block_steps(256).unwrap();
+            e.set_record_every(3).unwrap();
+            e
+        };
+        let whole = make().run(700, &mut streams()).unwrap();
+        // The same run in blocks small enough to run on the caller's thread.
+        let mut small = make();
+        small.set_block_steps(7).unwrap();
+        assert_eq!(small.run(700, &mut streams()).unwrap(), whole, "{replicas} replicas");
 
-    let mut engine = make();
-    let (mut parts, mut done) = (localprop::Trace::new(2, 1), Vec::new());
-    let ran = engine
-        .run_blocks(700, &mut streams(), |steps, part| {
-            done.push((steps, part.rows()));
-            parts.extend_from(part);
-            Ok(Flow::Continue)
-        })
-        .unwrap();
-    assert_eq!(ran, 700);
-    // Rows at steps 0, 3, ..., 699: 86 in the first block (0..256), 85 in the second, 63 after.
-    assert_eq!(done, [(256, 86), (512, 85), (700, 63)]);
-    assert_eq!(parts, whole);
-    assert!(whole.masks.chunks(2).all(|m| m == [1.0, 0.0]), "masks as the streams give them");
-    assert!(whole.loss.chunks(2).all(|l| l[1] == 0.0) && whole.loss.chunks(2).any(|l| l[0] > 0.0));
+        let mut engine = make();
+        let (mut parts, mut done) = (localprop::Trace::new(replicas, 1), Vec::new());
+        let ran = engine
+            .run_blocks(700, &mut streams(), |steps, part| {
+                done.push((steps, part.rows()));
+                parts.extend_from(part);
+                Ok(Flow::Continue)
+            })
+            .unwrap();
+        assert_eq!(ran, 700);
+        // Rows at steps 0, 3, ..., 699: 86 in the first block (0..256), 85 in the second, 63 after.
+        assert_eq!(done, [(256, 86), (512, 85), (700, 63)]);
+        assert_eq!(parts, whole);
+        assert_eq!(engine.state().unwrap(), small.state().unwrap());
+        let mask: Vec<f32> = (0..replicas).map(|r| if r % 2 == 1 { 0.0 } else { 1.0 }).collect();
+        assert!(whole.masks.chunks(replicas).all(|m| m == mask), "masks as the streams give them");
+        assert!(whole.loss.chunks(replicas).all(|l| l[1] == 0.0) && whole.loss.chunks(replicas).any(|l| l[0] > 0.0));
 
-    // A stop after the first block: the second, already started, still reaches the sink,
-    // and every step taken is in the rows (they equal the whole run's first 512 steps).
-    let mut engine = make();
-    let mut rows = localprop::Trace::new(2, 1);
-    let ran = engine
-        .run_blocks(700, &mut streams(), |_, part| {
-            rows.extend_from(part);
-            Ok(Flow::Stop)
-        })
-        .unwrap();
-    assert_eq!((ran, engine.step(), rows.rows()), (512, 512, 171));
-    assert_eq!(rows.hamiltonian, whole.hamiltonian[..171 * 2]);
+        // A stop after the first block: the second, already started, still reaches the sink,
+        // and every step taken is in the rows (they equal the whole run's first 512 steps).
+        let mut engine = make();
+        let mut rows = localprop::Trace::new(replicas, 1);
+        let ran = engine
+            .run_blocks(700, &mut streams(), |_, part| {
+                rows.extend_from(part);
+                Ok(Flow::Stop)
+            })
+            .unwrap();
+        assert_eq!((ran, engine.step(), rows.rows()), (512, 512, 171));
+        assert_eq!(rows.hamiltonian, whole.hamiltonian[..171 * replicas]);
 
-    // An error from the sink is the run's error.
-    let mut engine = make();
-    let stop = engine.run_blocks(700, &mut streams(), |steps, _| {
-        if steps >= 256 { Err(localprop::Error::param("sink", steps, "a test stop")) } else { Ok(Flow::Continue) }
-    });
-    assert!(stop.unwrap_err().to_string().contains("a test stop"));
+        // An error from the sink is the run's error; the block in flight is finished, and
+        // the engine is at its end.
+        let mut engine = make();
+        let stop = engine.run_blocks(700, &mut streams(), |steps, _| {
+            if steps >= 256 { Err(localprop::Error::param("sink", steps, "a test stop")) } else { Ok(Flow::Continue) }
+        });
+        assert!(stop.unwrap_err().to_string().contains("a test stop"));
+        assert_eq!(engine.step(), 512);
+        let mut twin = make();
+        twin.run(512, &mut streams()).unwrap();
+        assert_eq!(engine.state().unwrap(), twin.state().unwrap());
+    }
 }
 
 /// `auto` never takes a software adapter unless asked for by name, and on a real GPU takes
@@ -556,29 +577,37 @@ fn hsf_ball_sign_flips_exactly_where_the_state_crosses_the_ball() {
 #[test]
 fn a_run_that_fails_midway_leaves_no_block_behind_for_the_next() {
     use localprop::signal::FnSignal;
-    for failing_step in [300u64, 100] {
-        let mut engine = Engine::new(paper_net(), Params::tracking(10.0)).unwrap();
-        engine.set_block_steps(256).unwrap();
+    // One replica (blocks on the caller's thread) and 512 (blocks on a thread of their own;
+    // the failing stream is replica 7's).
+    for (replicas, failing_step) in [(1, 300u64), (1, 100), (512, 300), (512, 100)] {
+        let params = vec![Params::tracking(10.0); replicas];
+        let make = || {
+            let mut e = Engine::with_replicas(paper_net(), params.clone()).unwrap();
+            e.set_block_steps(256).unwrap();
+            e
+        };
+        let mut engine = make();
         // A target that is NaN from `failing_step` on: a stream error while the block before
         // it is still in flight (or, at step 100, in the first block itself).
-        let bad = FnSignal::new(1, move |step, t, out: &mut [f32]| {
+        let mut streams = tracking_streams(replicas);
+        streams[replicas.min(8) - 1] = Streams::new(FnSignal::new(1, move |step, t, out: &mut [f32]| {
             out[0] = if step >= failing_step { f32::NAN } else { (0.6 * t).sin() as f32 }
-        });
-        let failed = engine.run(1000, &mut [Streams::new(bad)]);
+        }));
+        let failed = engine.run(1000, &mut streams);
         assert!(failed.is_err(), "a NaN target is an error");
         // The engine went on to the end of the last block it submitted; the next run starts
         // there and its trace holds its own steps only.
         let at = engine.step();
         assert!(at.is_multiple_of(256) && at <= 512, "{at}");
         // A twin set to the state the failed run left runs the same next steps.
-        let mut twin = Engine::new(paper_net(), Params::tracking(10.0)).unwrap();
-        twin.set_block_steps(256).unwrap();
+        let mut twin = make();
         twin.set_state(&engine.state().unwrap()).unwrap();
-        let trace = engine.run(100, &mut tracking_streams(1)).unwrap();
-        let want = twin.run(100, &mut tracking_streams(1)).unwrap();
+        let trace = engine.run(100, &mut tracking_streams(replicas)).unwrap();
+        let want = twin.run(100, &mut tracking_streams(replicas)).unwrap();
         assert_eq!(trace.rows(), 100);
-        assert_eq!(trace.step, (at..at + 100).collect::<Vec<_>>(), "after a failure at step {failing_step}");
-        assert_eq!(trace.loss, want.loss, "the next run's own values, after a failure at step {failing_step}");
+        let case = format!("{replicas} replicas, a failure at step {failing_step}");
+        assert_eq!(trace.step, (at..at + 100).collect::<Vec<_>>(), "{case}");
+        assert_eq!(trace.loss, want.loss, "the next run's own values, {case}");
         assert_eq!(trace.outputs, want.outputs);
         assert_eq!(engine.state().unwrap(), twin.state().unwrap());
     }

@@ -14,6 +14,7 @@ mod dense_step;
 mod neuron_step;
 pub mod population;
 mod record_step;
+mod runner;
 mod sparse_gather;
 mod sparse_step;
 mod state_norm;
@@ -25,6 +26,7 @@ pub use dense_step::dense_step;
 pub use neuron_step::neuron_step;
 pub use population::population;
 pub use record_step::record_step;
+pub use runner::{CpuRunner, OVERLAP_FROM};
 pub use sparse_gather::sparse_gather;
 pub use sparse_step::sparse_step;
 pub use state_norm::state_norm;
@@ -93,6 +95,9 @@ pub struct Buffers {
     pub masks: Vec<f32>,
     /// Trace rows of the current block, `[record_row][replica][trace_width]`.
     pub trace: Vec<f32>,
+    /// The population path's trace rows, `[group][record_row][replica of the group]
+    /// [trace_width]`, each group's rows together; kept from block to block.
+    pub group_trace: Vec<f32>,
     /// Per replica, the first [`crate::layout::nonfinite_code`] of the current block.
     pub nonfinite: Vec<u32>,
     /// Per replica, under `hsf-ball`, the sign of the current step (`state_norm` writes it).
@@ -427,9 +432,14 @@ impl CpuExecutor {
         let k = b.params;
         b.nonfinite.clear();
         b.nonfinite.resize(k.replicas as usize, 0);
+        // Every entry of the trace rows is written (record_step writes whole rows), so a
+        // recycled buffer of the right length is not zeroed first.
         b.trace = std::mem::take(&mut self.spare_trace);
-        b.trace.clear();
-        b.trace.resize(block.records * (k.replicas * k.trace_width) as usize, 0.0);
+        let len = block.records * (k.replicas * k.trace_width) as usize;
+        if b.trace.len() != len {
+            b.trace.clear();
+            b.trace.resize(len, 0.0);
+        }
         if self.population && b.plan.population {
             population(b, block, self.step, self.gather);
             self.step += block.steps.len() as u64;

@@ -51,7 +51,7 @@ struct Group<'a> {
     /// The group's non-finite codes (`flag_nonfinite`).
     nonfinite: &'a mut [u32],
     /// The group's trace rows, `[record_row][replica of the group][width]`.
-    trace: Vec<f32>,
+    trace: &'a mut [f32],
 }
 
 /// What every group reads: sizes, the block, the streams.
@@ -87,7 +87,25 @@ pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
     let k = b.params;
     let (n, ne, width, reps) = (k.n as usize, k.n_edges as usize, k.trace_width as usize, k.replicas as usize);
     let blk = b.plan.blocks[0];
-    let Buffers { x, p, w, pw, a, e_hat, h, b: back, part, c, outputs, replica, out_slot, trace, nonfinite, .. } = b;
+    let Buffers {
+        x,
+        p,
+        w,
+        pw,
+        a,
+        e_hat,
+        h,
+        b: back,
+        part,
+        c,
+        outputs,
+        replica,
+        out_slot,
+        trace,
+        group_trace,
+        nonfinite,
+        ..
+    } = b;
     // The streams are read from the block itself, not from copies in `b`.
     let (inputs, targets, masks) = (&block.inputs[..], &block.targets[..], &block.masks[..]);
     let sh = Shared { k, blk, block, first, gather, inputs, targets, masks, outputs, slots: out_slot, replica };
@@ -107,6 +125,13 @@ pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
         .zip(c.chunks(gn));
     let (mut ws, mut pws, mut parts) = (w.chunks_mut(ge), pw.chunks_mut(ge), part.chunks_mut(gc));
     let mut flags = nonfinite.chunks_mut(LANES);
+    // Every group writes each of its recorded rows whole: a buffer of the right length is
+    // not zeroed again.
+    if group_trace.len() != trace.len() {
+        group_trace.clear();
+        group_trace.resize(trace.len(), 0.0);
+    }
+    let mut group_rows = group_trace.chunks_mut((block.records * LANES * width).max(1));
     for (g, (((((((x0, x1), p), a), e_hat), h), b), c)) in iter.enumerate() {
         let count = x0.len() / n;
         groups.push(Group {
@@ -123,7 +148,7 @@ pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
             part: parts.next().unwrap_or_default(),
             c,
             nonfinite: flags.next().unwrap_or_default(),
-            trace: vec![0.0; block.records * count * width],
+            trace: group_rows.next().unwrap_or_default(),
         });
     }
     let run = |g: &mut Group<'_>| {
@@ -143,11 +168,18 @@ pub fn population(b: &mut Buffers, block: &Block, first: u64, gather: bool) {
         let per_task = groups.len().div_ceil(4 * rayon::current_num_threads());
         groups.par_iter_mut().with_min_len(per_task.max(1)).for_each(run);
     }
-    for g in &groups {
-        for (row, chunk) in g.trace.chunks_exact((g.count * width).max(1)).enumerate() {
-            let at = (row * reps + g.r0) * width;
-            trace[at..at + chunk.len()].copy_from_slice(chunk);
+    // The groups' rows into the block's, `[record_row][replica][width]`, a row per task.
+    let gather_row = |(row, out): (usize, &mut [f32])| {
+        for g in &groups {
+            let len = g.count * width;
+            out[g.r0 * width..g.r0 * width + len].copy_from_slice(&g.trace[row * len..(row + 1) * len]);
         }
+    };
+    let row_len = (reps * width).max(1);
+    if trace.len() < PARALLEL_FROM {
+        trace.chunks_exact_mut(row_len).enumerate().for_each(gather_row);
+    } else {
+        trace.par_chunks_exact_mut(row_len).enumerate().for_each(gather_row);
     }
 }
 
