@@ -712,24 +712,12 @@ impl Engine {
         let replicas = self.replicas();
         let width = part.n_out;
         // The common case first, in one pass over each column: no code and every recorded
-        // energy finite (`v * 0` is 0 for a finite value, NaN otherwise), so no replica
-        // diverged in this block. The search below reads the columns replica by replica, a
-        // stride of `replicas` apart.
-        let all_finite = |v: &[f32]| {
-            let mut acc = [0.0f32; 8];
-            let chunks = v.chunks_exact(8);
-            for x in chunks.remainder() {
-                acc[0] += x * 0.0;
-            }
-            for c in chunks {
-                for l in 0..8 {
-                    acc[l] += c[l] * 0.0;
-                }
-            }
-            acc.iter().all(|&a| a == 0.0)
-        };
+        // energy finite (a finite probe sum, as the neuron pass checks its values), so no
+        // replica diverged in this block. The search below reads the columns replica by
+        // replica, a stride of `replicas` apart; it also runs where finite energies overflow
+        // the probe, and then finds nothing.
         let quiet = codes.iter().all(|&c| c == 0)
-            && [&part.loss, &part.lagrangian, &part.hamiltonian].iter().all(|v| all_finite(v));
+            && [&part.loss, &part.lagrangian, &part.hamiltonian].iter().all(|v| crate::cpu::probe_sum(v).is_finite());
         let mut found: Option<(Divergence, usize)> = None;
         for r in (0..replicas).filter(|_| !quiet) {
             if self.diverged[r].is_some() {

@@ -24,6 +24,7 @@ pub use dense_gather::dense_gather;
 pub use dense_reduce::dense_reduce;
 pub use dense_step::dense_step;
 pub use neuron_step::neuron_step;
+pub(crate) use neuron_step::probe_sum;
 pub use population::population;
 pub use record_step::record_step;
 pub use runner::{CpuRunner, OVERLAP_FROM};

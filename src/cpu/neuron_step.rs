@@ -47,8 +47,10 @@ pub(crate) fn neuron_update(k: &KernelParams, s: &StepUniform, ai: f32, xi: f32,
 }
 
 /// The sum of `v` in 16 lanes (in no particular order: only whether it is finite matters;
-/// not [`super::lane_sum`], the workgroup tree of the kernels' sums).
-fn probe_sum(v: &[f32]) -> f32 {
+/// not [`super::lane_sum`], the workgroup tree of the kernels' sums). Not finite where a
+/// value is not, or, rarely, where finite values overflow it: a caller then looks at the
+/// values one by one.
+pub(crate) fn probe_sum(v: &[f32]) -> f32 {
     let mut acc = [0.0f32; 16];
     let mut chunks = v.chunks_exact(16);
     for c in &mut chunks {
