@@ -920,12 +920,21 @@ impl Engine {
     /// Splits the executor's trace rows into the trace columns.
     fn unpack_trace(&self, rows: &[f32], part: &mut Trace) {
         let width = self.kernel_params.trace_width as usize;
-        for row in rows.chunks_exact(width) {
-            part.loss.push(row[0]);
-            part.lagrangian.push(row[1]);
-            part.hamiltonian.push(row[2]);
-            part.sign.push(row[3]);
-            part.outputs.extend_from_slice(&row[TRACE_FIXED..]);
+        // A column at a time (each `extend` reserves once and writes without checks), over
+        // tiles of rows small enough to be read again from the cache.
+        for tile in rows.chunks(width * 4096) {
+            let rows = || tile.chunks_exact(width);
+            part.loss.extend(rows().map(|row| row[0]));
+            part.lagrangian.extend(rows().map(|row| row[1]));
+            part.hamiltonian.extend(rows().map(|row| row[2]));
+            part.sign.extend(rows().map(|row| row[3]));
+            if width == TRACE_FIXED + 1 {
+                part.outputs.extend(rows().map(|row| row[TRACE_FIXED]));
+            } else {
+                for row in rows() {
+                    part.outputs.extend_from_slice(&row[TRACE_FIXED..]);
+                }
+            }
         }
     }
 }

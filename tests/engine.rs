@@ -330,17 +330,19 @@ fn population_kernel_gives_the_kernel_path_bits() {
     // 13 replicas: one structure-of-arrays group of 8 and 5 alone; each with its own
     // parameters, learning on and off, from the initial state and after a set state; with the
     // HSF sign of the step, and with hsf-ball's sign of each replica (R = 3 keeps these runs
-    // finite and gives the replicas different signs at most steps). Two nets: rows of 8
-    // columns (2 inputs, 5 neurons, a bias), and of 6 like the paper's (no input), which a
-    // replica alone keeps padded to 8.
+    // finite and gives the replicas different signs at most steps). Three nets: rows of 8
+    // columns (2 inputs, 5 neurons, a bias); of 6 like the paper's (no input), which a
+    // replica alone keeps padded to 8; and 10 rows of 12 (1 input), 120 synapses, more than
+    // the 64 lanes of the record's sums, which then take two synapses each.
     let ball = Policy::HsfBall { radius: 3.0 };
     let cases = [true, false].into_iter().flat_map(|l| [(l, Policy::HsfEveryStep), (l, ball)]);
-    for ((learning, policy), inputs) in cases.flat_map(|c| [(c, 2), (c, 0)]) {
+    for ((learning, policy), (inputs, neurons)) in cases.flat_map(|c| [(c, (2, 5)), (c, (0, 5)), (c, (1, 10))]) {
         let params: Vec<Params> = (0..13)
             .map(|k| Params { learning, r_w: 0.5 + 0.1 * k as f32, policy, ..tracking_params(10.0 + k as f32, 1.0) })
             .collect();
         let outputs = vec![inputs + 1, inputs + 4];
-        let net = NetworkSpec::fully_connected(inputs, 5, true).bias(true).outputs(outputs).seed(8).build().unwrap();
+        let net =
+            NetworkSpec::fully_connected(inputs, neurons, true).bias(true).outputs(outputs).seed(8).build().unwrap();
         let streams = || -> Vec<Streams> {
             (0..13)
                 .map(|k| {
@@ -362,7 +364,7 @@ fn population_kernel_gives_the_kernel_path_bits() {
             (t1, t2, e.state().unwrap(), e.last_messages().unwrap())
         };
         let (fused, kernels) = (run(true), run(false));
-        let case = format!("learning {learning}, {policy:?}, {inputs} inputs");
+        let case = format!("learning {learning}, {policy:?}, {inputs} inputs, {neurons} neurons");
         assert_eq!(fused.0, kernels.0, "trace, {case}");
         assert_eq!(fused.1, kernels.1, "trace after set_state, {case}");
         assert_eq!(fused.2, kernels.2, "state, {case}");

@@ -54,6 +54,14 @@ struct Group<'a> {
     trace: &'a mut [f32],
 }
 
+impl Group<'_> {
+    /// The group's part of recorded row `row`, `[replica of the group][width]`.
+    fn trace_row(&mut self, row: u32, width: u32) -> &mut [f32] {
+        let len = self.count * width as usize;
+        &mut self.trace[row as usize * len..(row as usize + 1) * len]
+    }
+}
+
 /// What every group reads: sizes, the block, the streams.
 struct Shared<'a> {
     k: KernelParams,
@@ -73,6 +81,31 @@ impl Shared<'_> {
     fn input(&self, row: u32, r: usize, j: usize) -> f32 {
         let k = &self.k;
         self.inputs[(row as usize * k.replicas as usize + r) * k.d as usize + j]
+    }
+
+    /// Input `j` of the [`LANES`] replicas from `r0` at stream row `row`.
+    #[inline(always)]
+    fn input_lanes(&self, row: u32, r0: usize, j: usize) -> V {
+        let d = self.k.d as usize;
+        let at = (row as usize * self.k.replicas as usize + r0) * d + j;
+        let mut v = [0.0; LANES];
+        for (v, x) in v.iter_mut().zip(self.inputs[at..].iter().step_by(d)) {
+            *v = *x;
+        }
+        v
+    }
+
+    /// Target `o` and its mask for the [`LANES`] replicas from `r0` at stream row `row`.
+    #[inline(always)]
+    fn target_lanes(&self, row: u32, r0: usize, o: usize) -> (V, V) {
+        let n_out = self.k.n_out as usize;
+        let at = self.target_at(row, r0) + o;
+        let (mut z, mut mask) = ([0.0; LANES], [0.0; LANES]);
+        let values = self.targets[at..].iter().step_by(n_out).zip(self.masks[at..].iter().step_by(n_out));
+        for ((z, mask), (t, m)) in z.iter_mut().zip(mask.iter_mut()).zip(values) {
+            (*z, *mask) = (*t, *m);
+        }
+        (z, mask)
     }
 
     /// Index of replica `r`'s first target at stream row `row`.
@@ -361,12 +394,27 @@ fn ball_step(
 /// ([`super::lane_sum`] lane by lane; the halves are split so that the loops vectorise).
 #[inline(always)]
 fn lane_sum_v(acc: &mut [V], lanes: usize) -> V {
-    let mut stride = lanes / 2;
+    match lanes {
+        ..=1 => acc[0],
+        2 => lane_tree::<2>(acc),
+        4 => lane_tree::<4>(acc),
+        8 => lane_tree::<8>(acc),
+        16 => lane_tree::<16>(acc),
+        32 => lane_tree::<32>(acc),
+        _ => lane_tree::<WG>(acc),
+    }
+}
+
+/// [`lane_sum_v`] over `N` lanes, a size known when compiled so that the tree unrolls.
+#[inline(always)]
+fn lane_tree<const N: usize>(acc: &mut [V]) -> V {
+    let acc: &mut [V; N] = (&mut acc[..N]).try_into().expect("N lanes");
+    let mut stride = N / 2;
     while stride > 0 {
         let (lo, hi) = acc.split_at_mut(stride);
         for (a, b) in lo.iter_mut().zip(hi.iter()) {
-            for m in 0..LANES {
-                a[m] += b[m];
+            for (a, b) in a.iter_mut().zip(b) {
+                *a += b;
             }
         }
         stride /= 2;
@@ -374,69 +422,91 @@ fn lane_sum_v(acc: &mut [V], lanes: usize) -> V {
     acc[0]
 }
 
-/// The per-replica constants of the trace row.
-struct RecordCoef {
-    q: V,
-    r: V,
-    r_w: V,
+/// `record_step`'s sums of `pw^2` and `w^2` for a group, in the lanes of
+/// [`record_replica`] (synapse `e` into lane `e % WG`), summed by the synapse pass as it
+/// reads the step's values, before it writes the next ones.
+struct Squares {
+    pw2: [V; WG],
+    w2: [V; WG],
+    /// The lanes the synapses fill (a power of two, at most `WG`).
+    lanes: usize,
+}
+
+impl Squares {
+    fn new(synapses: usize) -> Self {
+        Squares { pw2: [[0.0; LANES]; WG], w2: [[0.0; LANES]; WG], lanes: synapses.clamp(1, WG).next_power_of_two() }
+    }
+
+    /// Zeroes the lanes for the next record.
+    fn clear(&mut self) {
+        self.pw2[..self.lanes].fill([0.0; LANES]);
+        self.w2[..self.lanes].fill([0.0; LANES]);
+    }
+
+    /// Adds synapse `e`'s squares.
+    #[inline(always)]
+    fn add(&mut self, e: usize, w: &V, pw: &V) {
+        let l = e % WG;
+        for m in 0..LANES {
+            self.pw2[l][m] += pw[m] * pw[m];
+            self.w2[l][m] += w[m] * w[m];
+        }
+    }
 }
 
 /// [`record_replica`] for every replica of a group, in `L` lanes (a power of two covering
 /// every array, or `WG`): element `i` of each array goes to lane `i % WG` in order, then a
 /// tree halves the lanes. The sums live in local arrays so that the loops over the group's
-/// replicas vectorise. `trace` is the group's part of the recorded row, `[replica][width]`.
+/// replicas vectorise. The squares of `w` and `pw` come summed into their lanes by the
+/// synapse pass (`squares`, [`Squares::add`]). `trace` is the group's part of the recorded
+/// row, `[replica][width]`.
 #[expect(clippy::too_many_arguments, reason = "one group's slices, called once per recorded step")]
 fn record_lanes<const L: usize>(
     sh: &Shared<'_>,
     s: &StepUniform,
     r0: usize,
-    rc: &RecordCoef,
+    rc: &GroupParams,
     h: &[V],
     x: &[V],
-    w: &[V],
-    pw: &[V],
+    squares: &mut Squares,
     trace: &mut [f32],
 ) {
     let (n_out, width) = (sh.k.n_out as usize, sh.k.trace_width as usize);
-    let (mut hs, mut err, mut pw2, mut w2) =
-        ([[0.0f32; LANES]; L], [[0.0; LANES]; L], [[0.0; LANES]; L], [[0.0; LANES]; L]);
+    let (mut hs, mut err) = ([[0.0f32; LANES]; L], [[0.0; LANES]; L]);
     for (i, v) in h.iter().enumerate() {
         let l = i % WG % L;
         for m in 0..LANES {
             hs[l][m] += v[m];
         }
     }
-    for o in 0..n_out {
-        let (xo, l) = (x[sh.outputs[o] as usize], o % WG % L);
+    for (o, &out) in sh.outputs.iter().enumerate() {
+        let (xo, l) = (x[out as usize], o % WG % L);
+        let (z, mask) = sh.target_lanes(s.row, r0, o);
         for m in 0..LANES {
-            let t = sh.target_at(s.row, r0 + m) + o;
-            let dv = xo[m] - sh.targets[t];
-            err[l][m] += sh.masks[t] * dv * dv;
-            trace[m * width + TRACE_FIXED + o] = xo[m];
+            let dv = xo[m] - z[m];
+            err[l][m] += mask[m] * dv * dv;
         }
-    }
-    for (e, (pw, w)) in pw.iter().zip(w).enumerate() {
-        let l = e % WG % L;
-        for m in 0..LANES {
-            pw2[l][m] += pw[m] * pw[m];
-            w2[l][m] += w[m] * w[m];
+        for (row, xo) in trace.chunks_exact_mut(width).zip(xo) {
+            row[TRACE_FIXED + o] = xo;
         }
     }
     // Each tree over as many lanes as its values fill: the lanes past them hold +0, which
     // changes no sum (as in `record_replica`).
     let cover = |count: usize| count.clamp(1, L).next_power_of_two();
     let (hs, err) = (lane_sum_v(&mut hs, cover(h.len())), lane_sum_v(&mut err, cover(n_out)));
-    let (pw2, w2) = (lane_sum_v(&mut pw2, cover(w.len())), lane_sum_v(&mut w2, cover(w.len())));
+    let lanes = squares.lanes;
+    let (pw2, w2) = (lane_sum_v(&mut squares.pw2[..lanes], lanes), lane_sum_v(&mut squares.w2[..lanes], lanes));
+    let (mut loss, mut lagrangian, mut hamiltonian) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
     for m in 0..LANES {
-        let loss = 0.5 * rc.q[m] * err[m];
+        loss[m] = 0.5 * rc.q[m] * err[m];
         let kinetic = 0.5 * pw2[m] / rc.r[m];
         let potential = 0.5 * rc.r_w[m] * w2[m];
-        let at = m * width;
-        trace[at] = loss;
-        trace[at + 1] = kinetic + potential + loss;
-        trace[at + 2] = hs[m] - kinetic + potential + loss;
+        lagrangian[m] = kinetic + potential + loss[m];
+        hamiltonian[m] = hs[m] - kinetic + potential + loss[m];
+    }
+    for (m, row) in trace.chunks_exact_mut(width).enumerate() {
         // The step's sign: a group runs together only when its replicas share it (not hsf-ball).
-        trace[at + 3] = s.sign_state;
+        row[..TRACE_FIXED].copy_from_slice(&[loss[m], lagrangian[m], hamiltonian[m], s.sign_state]);
     }
 }
 
@@ -464,13 +534,67 @@ fn neuron_lanes(k: &KernelParams, s: &StepUniform, out: [&mut [V]; 4], input: [&
     }
 }
 
+/// A group's replica parameters, one array per field.
+struct GroupParams {
+    q: V,
+    r: V,
+    r_w: V,
+    theta: V,
+}
+
+impl GroupParams {
+    fn new(rp: &[ReplicaParams]) -> Self {
+        GroupParams {
+            q: std::array::from_fn(|m| rp[m].q),
+            r: std::array::from_fn(|m| rp[m].r),
+            r_w: std::array::from_fn(|m| rp[m].r_w),
+            theta: std::array::from_fn(|m| rp[m].theta),
+        }
+    }
+
+    /// Replica `m`'s parameters.
+    #[inline(always)]
+    fn lane(&self, m: usize) -> ReplicaParams {
+        ReplicaParams { q: self.q[m], r: self.r[m], r_w: self.r_w[m], theta: self.theta[m] }
+    }
+}
+
+/// `acc += 0 + v`, lane by lane (`acc` and `v` are arguments, known apart, so that the loop
+/// vectorises; so are those of the other `_lanes` functions).
+#[inline(always)]
+fn add_lanes(acc: &mut V, v: &V) {
+    for m in 0..LANES {
+        acc[m] += 0.0 + v[m];
+    }
+}
+
+/// [`costate_update`] for every replica of a group, from `(b, x, c)` and, for an output
+/// neuron, its targets and masks (the branch outside the loop over the replicas).
+#[inline(always)]
+fn costate_lanes(
+    k: &KernelParams,
+    s: &StepUniform,
+    gp: &GroupParams,
+    p: &mut V,
+    [b, x, c]: [&V; 3],
+    target: Option<&(V, V)>,
+) {
+    if let Some((z, mask)) = target {
+        for m in 0..LANES {
+            p[m] = costate_update(k, s, gp.lane(m), p[m], b[m], x[m], c[m], Some((z[m], mask[m])));
+        }
+    } else {
+        for m in 0..LANES {
+            p[m] = costate_update(k, s, gp.lane(m), p[m], b[m], x[m], c[m], None);
+        }
+    }
+}
+
 /// The per-replica constants of the synapse update.
 struct Coef<'a> {
     tau: f32,
     s: &'a StepUniform,
-    r_w: &'a V,
-    r: &'a V,
-    theta: &'a V,
+    gp: &'a GroupParams,
 }
 
 /// One synapse of every replica of a group: `row_pass`'s arithmetic ([`synapse_update`]),
@@ -496,8 +620,7 @@ fn synapse_lanes(
     if learning {
         let mut pw1 = pw0;
         for m in 0..LANES {
-            let rp = ReplicaParams { q: 0.0, r: k.r[m], r_w: k.r_w[m], theta: k.theta[m] };
-            (w1[m], pw1[m]) = synapse_update(k.tau, k.s, rp, w0[m], pw0[m], ei[m], xj[m]);
+            (w1[m], pw1[m]) = synapse_update(k.tau, k.s, k.gp.lane(m), w0[m], pw0[m], ei[m], xj[m]);
         }
         (*w, *pw) = (w1, pw1);
     }
@@ -520,30 +643,24 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
     let (mut p, mut a, mut e_hat, mut h, mut b) = (soa(g.p, n), soa(g.a, n), soa(g.e_hat, n), soa(g.h, n), soa(g.b, n));
     let (mut w, mut pw, mut part, c) = (soa(g.w, ne), soa(g.pw, ne), soa(g.part, cols), soa(g.c, n));
     let rp: [ReplicaParams; LANES] = std::array::from_fn(|m| sh.replica[r0 + m]);
-    let (q, r, r_w, theta): (V, V, V, V) = (
-        std::array::from_fn(|m| rp[m].q),
-        std::array::from_fn(|m| rp[m].r),
-        std::array::from_fn(|m| rp[m].r_w),
-        std::array::from_fn(|m| rp[m].theta),
-    );
+    let gp = GroupParams::new(&rp);
     let tau = k.tau;
     let (mut xs, mut xn) = (vec![[0.0f32; LANES]; cols], vec![[0.0f32; LANES]; cols]);
     let mut acc = vec![[0.0f32; LANES]; WG];
-    // record_step's lanes: those past `used` hold +0 and leave the tree unchanged.
-    let record = match n.max(ne).max(n_out).clamp(1, WG).next_power_of_two() {
+    // record_step's lanes for `h` and the errors (`squares` has its own): those past `used`
+    // hold +0 and leave the tree unchanged.
+    let record = match n.max(n_out).clamp(1, WG).next_power_of_two() {
         ..=8 => record_lanes::<8>,
         16 => record_lanes::<16>,
         32 => record_lanes::<32>,
         _ => record_lanes::<WG>,
     };
-    let rc = RecordCoef { q, r, r_w };
+    let mut squares = Squares::new(ne);
     for (step, s) in sh.block.steps.iter().enumerate() {
         let src = ((sh.first + step as u64) % 2) as usize;
         let [x0, x1] = &mut xv;
         let (x_in, x_out) = if src == 0 { (&mut *x0, &mut *x1) } else { (&mut *x1, &mut *x0) };
-        let value = |row: u32, x: &[V], j: usize| -> V {
-            if j < d { std::array::from_fn(|m| sh.input(row, r0 + m, j)) } else { x[j] }
-        };
+        let value = |row: u32, x: &[V], j: usize| -> V { if j < d { sh.input_lanes(row, r0, j) } else { x[j] } };
         if sh.gather && step == 0 {
             // dense_gather
             a.iter_mut().for_each(|v| *v = [0.0; LANES]);
@@ -555,10 +672,7 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
                         acc[j][m] += w[ii * cols + j][m] * xj[m];
                     }
                 }
-                let sum = lane_sum_v(&mut acc, lanes);
-                for m in 0..LANES {
-                    a[row0 + ii][m] += 0.0 + sum[m];
-                }
+                add_lanes(&mut a[row0 + ii], &lane_sum_v(&mut acc, lanes));
             }
         }
         // neuron_step: the flag of run_one, from a sum that is not finite where a value is
@@ -578,7 +692,7 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
         }
         for i in 0..d {
             a[i] = [0.0; LANES];
-            x_out[i] = std::array::from_fn(|m| sh.input(s.row, r0 + m, i));
+            x_out[i] = sh.input_lanes(s.row, r0, i);
             (e_hat[i], h[i]) = ([0.0; LANES], [0.0; LANES]);
         }
         neuron_lanes(
@@ -587,59 +701,55 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
             [&mut a[d..], &mut x_out[d..], &mut e_hat[d..], &mut h[d..]],
             [&x_in[d..], &c[d..], &p[d..]],
         );
-        // record_step (record_replica, lane by lane)
-        if s.record_row != NO_RECORD {
-            let at = s.record_row as usize * LANES * k.trace_width as usize;
-            record(sh, s, r0, &rc, &h, x_in, &w, &pw, &mut g.trace[at..at + LANES * k.trace_width as usize]);
-        }
-        // dense_step (row_pass, lane by lane)
-        for j in 0..cols {
-            xs[j] = value(s.row, x_in, col0 + j);
-            xn[j] = value(s.row + 1, x_out, col0 + j);
+        // dense_step (row_pass, lane by lane); when the step records, the synapse pass also
+        // sums record_step's squares of the step's `w` and `pw`, which it reads anyway.
+        for (col, (xs, xn)) in (col0..).zip(xs.iter_mut().zip(xn.iter_mut())) {
+            (*xs, *xn) = if col < d {
+                (sh.input_lanes(s.row, r0, col), sh.input_lanes(s.row + 1, r0, col))
+            } else {
+                (x_in[col], x_out[col])
+            };
         }
         part.iter_mut().for_each(|v| *v = [0.0; LANES]);
         let learning = k.learning != 0;
-        for ii in 0..rows {
+        let recording = s.record_row != NO_RECORD;
+        if recording {
+            squares.clear();
+        }
+        let coef = Coef { tau, s, gp: &gp };
+        let (xs, xn) = (&xs[..cols], &xn[..cols]);
+        for (ii, (w, pw)) in w.chunks_exact_mut(cols).zip(pw.chunks_exact_mut(cols)).enumerate() {
             let ei = e_hat[row0 + ii];
             acc[..lanes].iter_mut().for_each(|v| *v = [0.0; LANES]);
-            for j in 0..cols {
-                let at = ii * cols + j;
-                let coef = Coef { tau, s, r_w: &r_w, r: &r, theta: &theta };
-                synapse_lanes(learning, &mut w[at], &mut pw[at], &mut part[j], &mut acc[j], &ei, &xs[j], &xn[j], &coef);
+            let terms = w.iter_mut().zip(pw).zip(part.iter_mut().zip(acc.iter_mut())).zip(xs.iter().zip(xn));
+            if recording {
+                for (j, (((w, pw), (part, acc)), (xj, xv))) in terms.enumerate() {
+                    squares.add(ii * cols + j, w, pw);
+                    synapse_lanes(learning, w, pw, part, acc, &ei, xj, xv, &coef);
+                }
+            } else {
+                for (((w, pw), (part, acc)), (xj, xv)) in terms {
+                    synapse_lanes(learning, w, pw, part, acc, &ei, xj, xv, &coef);
+                }
             }
-            let sum = lane_sum_v(&mut acc, lanes);
-            for m in 0..LANES {
-                a[row0 + ii][m] += 0.0 + sum[m];
-            }
+            add_lanes(&mut a[row0 + ii], &lane_sum_v(&mut acc, lanes));
+        }
+        // record_step (record_replica, lane by lane): after the synapse pass, which changes
+        // none of the values it reads, and summed its squares.
+        if recording {
+            record(sh, s, r0, &gp, &h, x_in, &mut squares, g.trace_row(s.record_row, k.trace_width));
         }
         // dense_reduce (one chunk)
-        for j in 0..cols {
-            for m in 0..LANES {
-                b[col0 + j][m] += 0.0 + part[j][m];
-            }
+        for (b, part) in b[col0..col0 + cols].iter_mut().zip(&part) {
+            add_lanes(b, part);
         }
         // costate_step
         for i in 0..n {
-            let bi = b[i];
-            b[i] = [0.0; LANES];
+            let bi = std::mem::replace(&mut b[i], [0.0; LANES]);
             if i >= d {
-                // The targets and masks gathered first, so that the loop over the replicas
-                // has no branch and vectorises.
                 let slot = sh.slots[i];
-                let (mut z, mut mask) = ([0.0f32; LANES], [0.0f32; LANES]);
-                if slot != NOT_OUTPUT {
-                    for m in 0..LANES {
-                        let t = sh.target_at(s.row, r0 + m) + slot as usize;
-                        (z[m], mask[m]) = (sh.targets[t], sh.masks[t]);
-                    }
-                }
-                let costate =
-                    |m: usize, target| costate_update(k, s, rp[m], p[i][m], bi[m], x_in[i][m], c[i][m], target);
-                p[i] = if slot != NOT_OUTPUT {
-                    std::array::from_fn(|m| costate(m, Some((z[m], mask[m]))))
-                } else {
-                    std::array::from_fn(|m| costate(m, None))
-                };
+                let target = (slot != NOT_OUTPUT).then(|| sh.target_lanes(s.row, r0, slot as usize));
+                costate_lanes(k, s, &gp, &mut p[i], [&bi, &x_in[i], &c[i]], target.as_ref());
             }
         }
     }
