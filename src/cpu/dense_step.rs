@@ -98,7 +98,7 @@ fn row_pass8<const LEARN: bool>(
     };
     let (xj, xn) = (load(xj), load(xn));
     let (mut w8, mut pw8, mut part8) = (load(w), load(pw), load(part));
-    let acc = pass8::<LEARN>([&mut w8, &mut pw8, &mut part8], [&xj, &xn], ei, tau, s, rp);
+    let acc = pass8::<LEARN>(&mut w8, &mut pw8, &mut part8, &xj, &xn, ei, tau, s, rp);
     w.copy_from_slice(&w8[..len]);
     pw.copy_from_slice(&pw8[..len]);
     part.copy_from_slice(&part8[..len]);
@@ -108,30 +108,39 @@ fn row_pass8<const LEARN: bool>(
 /// [`row_pass8`] on a row kept padded to 8 columns (the population path's replica that runs
 /// alone): on its arrays where they are, with no copy in or out (whose run-time length
 /// compiles to calls to `memcpy`). Returns the row's next pre-activation.
+#[expect(clippy::too_many_arguments, reason = "the row's arrays and scalars, inlined into the pass")]
 #[inline(always)]
 pub(crate) fn padded_row_sum(
     learning: bool,
-    [w, pw, part]: [&mut [f32; 8]; 3],
-    xs: [&[f32; 8]; 2],
+    w: &mut [f32; 8],
+    pw: &mut [f32; 8],
+    part: &mut [f32; 8],
+    [xj, xn]: [&[f32; 8]; 2],
     ei: f32,
     tau: f32,
     s: &StepUniform,
     rp: ReplicaParams,
 ) -> f32 {
     let acc = if learning {
-        pass8::<true>([w, pw, part], xs, ei, tau, s, rp)
+        pass8::<true>(w, pw, part, xj, xn, ei, tau, s, rp)
     } else {
-        pass8::<false>([w, pw, part], xs, ei, tau, s, rp)
+        pass8::<false>(w, pw, part, xj, xn, ei, tau, s, rp)
     };
     // As `tiled_row_sum` for its one tile of 8 columns: the sum of tiles from 0.
     0.0 + lane_sum(acc, 8)
 }
 
-/// The 8 lanes of [`row_pass8`] and [`padded_row_sum`].
+/// The 8 lanes of [`row_pass8`] and [`padded_row_sum`]. Each array is an argument of its own,
+/// so that the compiler knows them apart and the loop vectorises (references packed into
+/// one array argument carry no such promise, and it was compiled to scalar code).
+#[expect(clippy::too_many_arguments, reason = "the row's arrays and scalars, inlined into the pass")]
 #[inline(always)]
 fn pass8<const LEARN: bool>(
-    [w, pw, part]: [&mut [f32; 8]; 3],
-    [xj, xn]: [&[f32; 8]; 2],
+    w: &mut [f32; 8],
+    pw: &mut [f32; 8],
+    part: &mut [f32; 8],
+    xj: &[f32; 8],
+    xn: &[f32; 8],
     ei: f32,
     tau: f32,
     s: &StepUniform,

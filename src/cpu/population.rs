@@ -331,7 +331,7 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
             let part8: &mut [f32; 8] = (&mut part[..]).try_into().expect("a padded row");
             for (ii, (w, pw)) in w.as_chunks_mut::<8>().0.iter_mut().zip(pw.as_chunks_mut::<8>().0).enumerate() {
                 let ei = e_hat[row0 + ii];
-                a[row0 + ii] += padded_row_sum(k.learning != 0, [w, pw, part8], [xs8, xn8], ei, k.tau, s, rp);
+                a[row0 + ii] += padded_row_sum(k.learning != 0, w, pw, part8, [xs8, xn8], ei, k.tau, s, rp);
             }
         } else {
             for ii in 0..rows {
