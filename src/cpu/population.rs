@@ -391,9 +391,9 @@ fn ball_step(
 }
 
 /// The tree over the first `lanes` entries of `acc`, for every replica of a group
-/// ([`super::lane_sum`] lane by lane; the halves are split so that the loops vectorise).
+/// ([`super::lane_sum`] lane by lane).
 #[inline(always)]
-fn lane_sum_v(acc: &mut [V], lanes: usize) -> V {
+fn lane_sum_v(acc: &[V], lanes: usize) -> V {
     match lanes {
         ..=1 => acc[0],
         2 => lane_tree::<2>(acc),
@@ -405,21 +405,21 @@ fn lane_sum_v(acc: &mut [V], lanes: usize) -> V {
     }
 }
 
-/// [`lane_sum_v`] over `N` lanes, a size known when compiled so that the tree unrolls.
+/// [`lane_sum_v`] over `N` lanes, a size known when compiled so that the tree unrolls. The
+/// tree runs on a copy, by value, so that its sums stay in registers (in place, the
+/// compiler stored each level and read it back at offsets that defeat store forwarding).
 #[inline(always)]
-fn lane_tree<const N: usize>(acc: &mut [V]) -> V {
-    let acc: &mut [V; N] = (&mut acc[..N]).try_into().expect("N lanes");
+fn lane_tree<const N: usize>(acc: &[V]) -> V {
+    let mut v: [V; N] = acc[..N].try_into().expect("N lanes");
     let mut stride = N / 2;
     while stride > 0 {
-        let (lo, hi) = acc.split_at_mut(stride);
-        for (a, b) in lo.iter_mut().zip(hi.iter()) {
-            for (a, b) in a.iter_mut().zip(b) {
-                *a += b;
-            }
+        for i in 0..stride {
+            let (a, b) = (v[i], v[i + stride]);
+            v[i] = std::array::from_fn(|m| a[m] + b[m]);
         }
         stride /= 2;
     }
-    acc[0]
+    v[0]
 }
 
 /// `record_step`'s sums of `pw^2` and `w^2` for a group, in the lanes of
@@ -493,9 +493,9 @@ fn record_lanes<const L: usize>(
     // Each tree over as many lanes as its values fill: the lanes past them hold +0, which
     // changes no sum (as in `record_replica`).
     let cover = |count: usize| count.clamp(1, L).next_power_of_two();
-    let (hs, err) = (lane_sum_v(&mut hs, cover(h.len())), lane_sum_v(&mut err, cover(n_out)));
+    let (hs, err) = (lane_sum_v(&hs, cover(h.len())), lane_sum_v(&err, cover(n_out)));
     let lanes = squares.lanes;
-    let (pw2, w2) = (lane_sum_v(&mut squares.pw2[..lanes], lanes), lane_sum_v(&mut squares.w2[..lanes], lanes));
+    let (pw2, w2) = (lane_sum_v(&squares.pw2[..lanes], lanes), lane_sum_v(&squares.w2[..lanes], lanes));
     let (mut loss, mut lagrangian, mut hamiltonian) = ([0.0f32; LANES], [0.0f32; LANES], [0.0f32; LANES]);
     for m in 0..LANES {
         loss[m] = 0.5 * rc.q[m] * err[m];
@@ -672,7 +672,7 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
                         acc[j][m] += w[ii * cols + j][m] * xj[m];
                     }
                 }
-                add_lanes(&mut a[row0 + ii], &lane_sum_v(&mut acc, lanes));
+                add_lanes(&mut a[row0 + ii], &lane_sum_v(&acc, lanes));
             }
         }
         // neuron_step: the flag of run_one, from a sum that is not finite where a value is
@@ -732,7 +732,7 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
                     synapse_lanes(learning, w, pw, part, acc, &ei, xj, xv, &coef);
                 }
             }
-            add_lanes(&mut a[row0 + ii], &lane_sum_v(&mut acc, lanes));
+            add_lanes(&mut a[row0 + ii], &lane_sum_v(&acc, lanes));
         }
         // record_step (record_replica, lane by lane): after the synapse pass, which changes
         // none of the values it reads, and summed its squares.
