@@ -293,6 +293,31 @@ fn every_block_layout_gives_the_same_bits_on_one_thread_and_on_many() {
     }
 }
 
+#[test]
+fn population_gives_the_same_bits_on_one_thread_and_on_many() {
+    // 203 paper nets with their own parameters: 25 groups of 8, which the threads share, and
+    // 3 replicas alone; 300 steps in blocks of 100, so that each block splits over threads.
+    let net = NetworkSpec::tracking().build().unwrap();
+    let params: Vec<Params> =
+        (0..203).map(|k| Params { r_w: 0.5 + 0.01 * k as f32, ..tracking_params(10.0 + k as f32, 1.0) }).collect();
+    assert!(203 * net.n_edges() * 100 >= localprop::cpu::PARALLEL_FROM);
+    let run = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+        pool.install(|| {
+            let mut e = Engine::with_replicas(net.clone(), params.clone()).unwrap();
+            assert!(e.kernel_families().starts_with("population"), "{}", e.kernel_families());
+            e.set_block_steps(100).unwrap();
+            let mut streams: Vec<Streams> =
+                (0..203).map(|k| Streams::new(Sinusoid::new(1.0, 0.1 + 0.001 * k as f64))).collect();
+            let trace = e.run(300, &mut streams).unwrap();
+            (trace, e.state().unwrap())
+        })
+    };
+    let (one, many) = (run(1), run(3));
+    assert_eq!(one.1, many.1, "state");
+    assert_eq!(one.0, many.0, "trace");
+}
+
 /// 20 steps of three replicas of `net` under `policy` on `threads` threads.
 fn threaded_run(net: &localprop::Network, policy: Policy, threads: usize) -> (localprop::Trace, localprop::State) {
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
