@@ -1498,6 +1498,13 @@ mod tests {
     #[test]
     fn sequence_stream_errors_name_the_key() {
         let source = |s: &str| SEQ.replace("source = \"mackey-glass\"", s);
+        // The input's kind replaced, and the sequence's own fields taken out.
+        let input_kind = |kind: &str| {
+            SEQ.replace("kind = \"sequence\"", kind)
+                .replace("source = \"mackey-glass\"", "")
+                .replace("seed = 2", "")
+                .replace("hold = 3", "")
+        };
         let cases = [
             (source("source = \"mackey-glas\""), "input.source", "one of mackey-glass, random, patched-cosines"),
             (SEQ.replace("hold = 3", "hold = 0"), "input.hold", "0: each sample"),
@@ -1512,21 +1519,11 @@ mod tests {
             (SEQ.replace("shift = 1", "shift = 1\nhold = 3"), "target", "unknown field `hold`"),
             (SEQ.replace("kind = \"shifted-input\"\n        shift = 1", "kind = \"shifted-input\""), "target", "shift"),
             (
-                SEQ.replace("kind = \"sequence\"", "kind = \"sinusoid\"\nfrequency = 1.0")
-                    .replace("source = \"mackey-glass\"", "")
-                    .replace("seed = 2", "")
-                    .replace("hold = 3", ""),
+                input_kind("kind = \"sinusoid\"\nfrequency = 1.0"),
                 "target.kind",
                 "needs [input] with kind = \"sequence\"",
             ),
-            (
-                SEQ.replace("kind = \"sequence\"", "kind = \"shifted-input\"\nshift = 1")
-                    .replace("source = \"mackey-glass\"", "")
-                    .replace("seed = 2", "")
-                    .replace("hold = 3", ""),
-                "input.kind",
-                "a target kind",
-            ),
+            (input_kind("kind = \"shifted-input\"\nshift = 1"), "input.kind", "a target kind"),
             (SEQ.replace("inputs = 1", "inputs = 2"), "input", "1 channels, but the network has 2 inputs"),
         ];
         for (text, key, value) in cases {

@@ -248,11 +248,6 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
         }
         out
     };
-    let unpad = |v: &[f32], out: &mut [f32]| {
-        for (o, v) in out.chunks_mut(cols).zip(v.chunks(stride)) {
-            o.copy_from_slice(&v[..cols]);
-        }
-    };
     let (mut w, mut pw, mut part) = (pad(gw), pad(gpw), vec![0.0f32; stride]);
     // Row-major copies of `w` and `pw` for the record, whose lanes follow the edge order,
     // with room for the last padded row: rows of 8 go in whole, each over the padding of the
@@ -359,8 +354,8 @@ fn run_one(sh: &Shared<'_>, g: &mut Group<'_>, m: usize) {
             }
         }
     }
-    unpad(&w, gw);
-    unpad(&pw, gpw);
+    unpad(&w, (cols, stride), gw);
+    unpad(&pw, (cols, stride), gpw);
     g.part[m * cols..(m + 1) * cols].copy_from_slice(&part[..cols]);
     flag_nonfinite(g.nonfinite, m, flag);
 }
@@ -382,14 +377,18 @@ fn ball_step(
         padded
     } else {
         let [w, pw] = rec;
-        for (v, out) in padded.into_iter().zip([&mut *w, &mut *pw]) {
-            for (o, v) in out.chunks_mut(cols).zip(v.chunks(stride)) {
-                o.copy_from_slice(&v[..cols]);
-            }
-        }
+        unpad(padded[0], (cols, stride), w);
+        unpad(padded[1], (cols, stride), pw);
         [&*w, &*pw]
     };
     replica_step(k, s, ball_sign(k, [x, p, w, pw]))
+}
+
+/// Rows of `cols` values kept `stride` apart in `v`, row-major into `out`.
+fn unpad(v: &[f32], (cols, stride): (usize, usize), out: &mut [f32]) {
+    for (o, v) in out.chunks_mut(cols).zip(v.chunks(stride)) {
+        o.copy_from_slice(&v[..cols]);
+    }
 }
 
 /// The tree over the first `lanes` entries of `acc`, for every replica of a group
