@@ -643,6 +643,8 @@ fn run_lanes(sh: &Shared<'_>, g: &mut Group<'_>) {
     let mut xv = [soa(g.x[0], n), soa(g.x[1], n)];
     let (mut p, mut a, mut e_hat, mut h, mut b) = (soa(g.p, n), soa(g.a, n), soa(g.e_hat, n), soa(g.h, n), soa(g.b, n));
     let (mut w, mut pw, mut part, c) = (soa(g.w, ne), soa(g.pw, ne), soa(g.part, cols), soa(g.c, n));
+    // Through a local copy: built from the shared slice itself, the step loop measured about
+    // 6% more instructions (callgrind).
     let rp: [ReplicaParams; LANES] = std::array::from_fn(|m| sh.replica[r0 + m]);
     let gp = GroupParams::new(&rp);
     let tau = k.tau;
