@@ -28,6 +28,48 @@ pub const AUTO_GPU_REPLICAS: usize = 1024;
 /// several GPU dispatch latencies (an estimate; not yet measured on a GPU).
 pub const AUTO_GPU_SYNAPSES: usize = 1 << 18;
 
+/// What [`Backend::Auto`] weighs on a real GPU: the replicas of a network the `population`
+/// kernel runs (one invocation per replica runs a whole block of steps), or the synapse
+/// updates per step (replicas x synapses) of any other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoWork {
+    /// Whether the network is small enough for the `population` kernel ([`Plan::population`]).
+    ///
+    /// [`Plan::population`]: crate::plan::Plan::population
+    pub population: bool,
+    /// Replicas when `population`, else replicas x synapses.
+    pub work: usize,
+}
+
+impl AutoWork {
+    /// The work of `replicas` replicas of `net`.
+    pub fn of(net: &Network, replicas: usize) -> Self {
+        let population = crate::plan::Plan::new(net, 1, 0).0.population;
+        AutoWork { population, work: if population { replicas } else { replicas.saturating_mul(net.n_edges()) } }
+    }
+
+    /// The work from which `auto` takes a real GPU: [`AUTO_GPU_REPLICAS`] or [`AUTO_GPU_SYNAPSES`].
+    pub fn threshold(self) -> usize {
+        if self.population { AUTO_GPU_REPLICAS } else { AUTO_GPU_SYNAPSES }
+    }
+
+    /// Whether `auto` takes a real GPU for this work.
+    pub fn takes_gpu(self) -> bool {
+        self.work >= self.threshold()
+    }
+}
+
+impl std::fmt::Display for AutoWork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (what, threshold) = if self.population {
+            ("replicas of a small net", "AUTO_GPU_REPLICAS")
+        } else {
+            ("synapse updates per step", "AUTO_GPU_SYNAPSES")
+        };
+        write!(f, "{} {what} (GPU from {}, {threshold})", self.work, self.threshold())
+    }
+}
+
 /// Where the steps run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
@@ -285,23 +327,9 @@ impl Engine {
                 ),
             );
         }
-        let (replicas, synapses) = (self.replicas(), self.replicas().saturating_mul(self.net.n_edges()));
-        let population = match &self.exec {
-            Exec::Cpu(cpu) => cpu.exec().buffers.plan.population,
-            Exec::Gpu(g) => g.plan().population,
-        };
-        let (gpu, why) = if population {
-            (
-                replicas >= AUTO_GPU_REPLICAS,
-                format!("{replicas} replicas of a small net (GPU from {AUTO_GPU_REPLICAS})"),
-            )
-        } else {
-            (
-                synapses >= AUTO_GPU_SYNAPSES,
-                format!("{synapses} synapse updates per step (GPU from {AUTO_GPU_SYNAPSES})"),
-            )
-        };
-        (gpu, format!("{why}: {}", if gpu { format!("the GPU, {}", info.name) } else { "the CPU".to_string() }))
+        let work = AutoWork::of(&self.net, self.replicas());
+        let gpu = work.takes_gpu();
+        (gpu, format!("{work}: {}", if gpu { format!("the GPU, {}", info.name) } else { "the CPU".to_string() }))
     }
 
     /// Why the engine runs where it does: `"auto: ..."` for [`Backend::Auto`], else the

@@ -501,7 +501,7 @@ fn auto_takes_a_real_gpu_for_large_work_only() {
     assert!(many.auto_choice(software(), true).0, "a software adapter asked for by name is taken");
     assert!(!one.auto_choice(real(), false).0);
     let (gpu, why) = many.auto_choice(real(), false);
-    assert!(gpu && why.contains("NVIDIA H200"), "{why}");
+    assert!(gpu && why.contains("NVIDIA H200") && why.contains("1024 replicas of a small net"), "{why}");
     // 1,024 neurons fully connected: 2^20 synapses, above the threshold; 64: 2^12, below.
     let big = engine(NetworkSpec::fully_connected(0, 1024, true).seed(1), 1);
     assert!(big.network().n_edges() >= AUTO_GPU_SYNAPSES && big.auto_choice(real(), false).0);

@@ -64,15 +64,13 @@ fn large_params() -> Params {
     }
 }
 
+/// One replica of `spec` with [`large_params`], recording every 100th step.
+fn large(name: &str, spec: NetworkSpec) -> Case {
+    Case { name: name.to_string(), spec: spec.seed(7), replicas: 1, params: large_params(), record_every: 100 }
+}
+
 /// Every case of the benchmark table, in order; `quick` keeps the small ones.
 pub fn cases(quick: bool) -> Vec<Case> {
-    let large = |name: &str, spec: NetworkSpec| Case {
-        name: name.to_string(),
-        spec: spec.seed(7),
-        replicas: 1,
-        params: large_params(),
-        record_every: 100,
-    };
     let mut list = vec![paper_net(1), paper_net(4096)];
     if !quick {
         list.push(paper_net(65536));
@@ -97,6 +95,27 @@ pub fn cases_named(quick: bool, only: &[String]) -> Vec<Case> {
     let mut list = cases(quick);
     list.retain(|c| only.is_empty() || only.iter().any(|o| c.name.contains(o.as_str())));
     list
+}
+
+/// The sweep of `bench --crossover`: the two kinds of network [`Backend::Auto`] tells apart
+/// ([`localprop::engine::AutoWork`]), each at growing sizes: the paper net, which the `population`
+/// kernel runs, at growing replica counts (every step recorded, as in Fig. 1's runs); and
+/// one fully connected net at growing synapse counts (every 100th step recorded).
+pub fn crossover_cases(quick: bool) -> Vec<Case> {
+    let replicas: &[usize] = if quick { &[1, 64] } else { &[1, 16, 64, 256, 1024, 4096, 16384, 65536] };
+    let sizes: &[usize] = if quick { &[32, 64] } else { &[32, 64, 128, 256, 512, 1024, 2048] };
+    let mut list: Vec<Case> = replicas.iter().map(|&r| paper_net(r)).collect();
+    for &n in sizes {
+        list.push(large(&format!("fc-{n}"), NetworkSpec::fully_connected(0, n, true).bias(true)));
+    }
+    list
+}
+
+/// The smallest work from which the GPU ran faster than the CPU at that size and at every
+/// larger one in `points` (work, CPU steps/s, GPU steps/s; sorted by work); `None` when the
+/// GPU was not faster at the largest.
+pub fn crossover(points: &[(usize, f64, f64)]) -> Option<usize> {
+    points.iter().rev().take_while(|&&(_, cpu, gpu)| gpu > cpu).last().map(|&(work, _, _)| work)
 }
 
 /// One row of the table.
@@ -288,4 +307,88 @@ pub fn table(rows: &[Row]) -> String {
         s.push_str(&format!("- {} ({}): {}\n", r.case, r.backend, r.kernels));
     }
     s
+}
+
+/// One case of the crossover sweep, timed on both backends.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Pair {
+    /// Whether the `population` kernel runs the network ([`localprop::engine::AutoWork::population`]).
+    pub population: bool,
+    /// What `auto` compares with its threshold: replicas, or synapse updates per step
+    /// ([`localprop::engine::AutoWork::work`]).
+    pub work: usize,
+    /// The case on the CPU.
+    pub cpu: Row,
+    /// The case on the GPU.
+    pub gpu: Row,
+}
+
+/// The crossover sweep's table, then where the GPU overtook the CPU in each kind of network
+/// against the thresholds `auto` uses (`AUTO_GPU_REPLICAS`, `AUTO_GPU_SYNAPSES`).
+pub fn crossover_table(pairs: &[Pair]) -> String {
+    use localprop::engine::{AUTO_GPU_REPLICAS, AUTO_GPU_SYNAPSES};
+    let mut s = String::from(
+        "| case | auto's measure | cpu steps/s | gpu steps/s | gpu / cpu | kernels on the gpu |\n|---|---|---|---|---|---|\n",
+    );
+    for p in pairs {
+        let measure = if p.population { format!("replicas {}", p.work) } else { format!("synapse updates {}", p.work) };
+        s.push_str(&format!(
+            "| {} | {measure} | {} | {} | {:.2} | {} |\n",
+            p.cpu.case,
+            si(p.cpu.steps_per_s),
+            si(p.gpu.steps_per_s),
+            p.gpu.steps_per_s / p.cpu.steps_per_s,
+            p.gpu.kernels
+        ));
+    }
+    s.push('\n');
+    let kinds = [
+        (true, "replicas of a population-sized net", "AUTO_GPU_REPLICAS", AUTO_GPU_REPLICAS),
+        (false, "synapse updates per step of any other net", "AUTO_GPU_SYNAPSES", AUTO_GPU_SYNAPSES),
+    ];
+    for (population, what, name, threshold) in kinds {
+        let mut points: Vec<(usize, f64, f64)> = pairs
+            .iter()
+            .filter(|p| p.population == population)
+            .map(|p| (p.work, p.cpu.steps_per_s, p.gpu.steps_per_s))
+            .collect();
+        let Some(&(largest, _, _)) = points.iter().max_by_key(|p| p.0) else { continue };
+        points.sort_by_key(|p| p.0);
+        let measured = match crossover(&points) {
+            Some(from) => format!("in this sweep the GPU was faster from {from} on"),
+            None => format!("in this sweep the GPU was not faster at the largest size, {largest}"),
+        };
+        s.push_str(&format!("- {what}: `auto` takes the GPU from {threshold} ({name}); {measured}\n"));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use localprop::engine::AutoWork;
+
+    #[test]
+    fn the_crossover_is_where_the_gpu_stays_ahead() {
+        // (work, cpu steps/s, gpu steps/s)
+        let ahead_from_64 = [(1, 9.0, 1.0), (16, 5.0, 6.0), (32, 5.0, 4.0), (64, 3.0, 4.0), (128, 1.0, 4.0)];
+        assert_eq!(crossover(&ahead_from_64), Some(64), "a win at 16 followed by a loss at 32 does not count");
+        assert_eq!(crossover(&[(1, 1.0, 2.0), (2, 1.0, 2.0)]), Some(1));
+        assert_eq!(crossover(&[(1, 1.0, 2.0), (2, 2.0, 1.0)]), None, "behind at the largest size");
+        assert_eq!(crossover(&[(1, 1.0, 1.0)]), None, "a tie is not ahead");
+        assert_eq!(crossover(&[]), None);
+    }
+
+    #[test]
+    fn the_sweep_measures_what_auto_compares() {
+        let cases = crossover_cases(true);
+        let work: Vec<(bool, usize)> = cases
+            .iter()
+            .map(|c| AutoWork::of(&c.spec.build().unwrap(), c.replicas))
+            .map(|a| (a.population, a.work))
+            .collect();
+        // The paper net by replicas (the population kernel); fc-32 and fc-64 by synapses:
+        // n^2 recurrent links (self-loops included) and n from the bias.
+        assert_eq!(work, vec![(true, 1), (true, 64), (false, 32 * 33), (false, 64 * 65)]);
+    }
 }

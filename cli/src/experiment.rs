@@ -62,9 +62,10 @@ pub fn check(path: &Path) -> Result<Checked> {
     let replicas = exp.replica_params(&net).map_err(|e| rekey(e, &file, "params"))?.len();
     let plan = localprop::plan::Plan::new(&net, replicas, 0).0;
     let (kernels, kernels_gpu) = (plan.describe(true, false), plan.describe(true, true));
+    let auto = localprop::engine::AutoWork::of(&net, replicas);
     let steps = exp.total_steps(data.as_ref())?;
     exp.check_memory(&file, Some(steps))?;
-    Ok(Checked { steps, exp, replicas, kernels, kernels_gpu })
+    Ok(Checked { steps, exp, replicas, kernels, kernels_gpu, auto })
 }
 
 /// What [`check`] found in an experiment file.
@@ -80,6 +81,8 @@ pub struct Checked {
     pub kernels: String,
     /// The same on a GPU.
     pub kernels_gpu: String,
+    /// What `--backend auto` weighs on a real GPU.
+    pub auto: localprop::engine::AutoWork,
 }
 
 /// The folder a run of the experiment file at `path` writes into unless told otherwise:

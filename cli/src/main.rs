@@ -96,8 +96,9 @@ enum Command {
         /// The experiment file.
         experiment: PathBuf,
     },
-    /// List the GPU adapters, their backend and main limits, and the one `auto` picks; with an
-    /// experiment file, also the kernel family each block of its network runs in.
+    /// List the GPU adapters, their backend and main limits, and when `auto` takes the one it
+    /// would use; with an experiment file, also the kernel family each block of its network
+    /// runs in.
     Info {
         /// An experiment file.
         experiment: Option<PathBuf>,
@@ -125,6 +126,11 @@ enum Command {
         /// benches/peer record nothing.
         #[arg(long)]
         record_every: Option<u64>,
+        /// Instead of the table: time the CPU and the GPU on networks of growing size (the
+        /// paper net at 1 to 65,536 replicas, fully connected nets of 32 to 2,048 neurons)
+        /// and print where the GPU overtakes the CPU, against the thresholds `auto` uses.
+        #[arg(long, conflicts_with_all = ["backend", "cases", "record_every"])]
+        crossover: bool,
     },
     /// The plan for one network split over several devices: each device's neurons and
     /// synapses, and the bytes that cross between devices per step (docs/scaling.md).
@@ -263,7 +269,8 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
             return Ok(finish(&summary, &out, experiment::CHECKPOINT_FILE));
         }
         Command::Check { experiment } => {
-            let experiment::Checked { exp, steps, replicas, kernels, kernels_gpu } = experiment::check(&experiment)?;
+            let experiment::Checked { exp, steps, replicas, kernels, kernels_gpu, .. } =
+                experiment::check(&experiment)?;
             println!(
                 "{}: ok ({}, {steps} steps, {replicas} replica{})",
                 experiment.display(),
@@ -283,13 +290,15 @@ fn dispatch(command: Command) -> localprop::Result<ExitCode> {
                 if checked.kernels_gpu != checked.kernels {
                     println!("{}: kernels on a GPU: {}", path.display(), checked.kernels_gpu);
                 }
+                let on = if checked.auto.takes_gpu() { "the GPU" } else { "the CPU" };
+                println!("{}: `auto` with a real GPU: {}: {on}", path.display(), checked.auto);
             }
         }
         Command::BpLimit { out } => bp_limit::run(&out)?,
         Command::Sequence { out, seeds, steps, delays, quick } => sequence(&out, seeds, steps, &delays, quick)?,
         Command::Partition { experiment, devices, cases, quick } => partition(experiment, &devices, &cases, quick)?,
-        Command::Bench { backend, quick, cases, seconds, json, record_every } => {
-            bench(backend, quick, &cases, seconds, record_every, json)?
+        Command::Bench { backend, quick, cases, seconds, json, record_every, crossover } => {
+            bench(backend, quick, &cases, seconds, record_every, json, crossover)?
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -435,6 +444,7 @@ fn bench(
     seconds: f64,
     record_every: Option<u64>,
     json: Option<PathBuf>,
+    crossover: bool,
 ) -> localprop::Result<()> {
     use localprop_cli::bench;
     if !(seconds.is_finite() && seconds > 0.0) {
@@ -444,6 +454,9 @@ fn bench(
         return Err(localprop::Error::param("--record-every", 0, "at least 1"));
     }
     let seconds = if quick { seconds.min(0.2) } else { seconds };
+    if crossover {
+        return bench_crossover(quick, seconds, json);
+    }
     let copy_mib = if quick { 64 } else { 512 };
     let cpu_bw = bench::cpu_bandwidth(copy_mib << 20);
     println!(
@@ -483,8 +496,45 @@ fn bench(
         }
     }
     println!("{}", bench::table(&rows));
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&rows).expect("rows serialize");
+    write_json(json, &rows)
+}
+
+/// `bench --crossover`: each case of [`localprop_cli::bench::crossover_cases`] on the CPU and
+/// the GPU, and where the GPU overtakes the CPU.
+fn bench_crossover(quick: bool, seconds: f64, json: Option<PathBuf>) -> localprop::Result<()> {
+    use localprop_cli::bench;
+    explain_mesa_runtime_dir(Backend::Gpu);
+    let adapter = localprop::gpu::pick_adapter()?.get_info();
+    println!("GPU: {}", localprop::gpu::describe(&adapter));
+    if adapter.device_type == localprop::wgpu::DeviceType::Cpu {
+        println!(
+            "note: a software adapter; `auto` takes none unless it is named (WGPU_ADAPTER_NAME), so this sweep \
+             says nothing about its thresholds on a real GPU"
+        );
+    }
+    let mut pairs = Vec::new();
+    for case in bench::crossover_cases(quick) {
+        let localprop::engine::AutoWork { population, work } =
+            localprop::engine::AutoWork::of(&case.spec.build()?, case.replicas);
+        // No bandwidth is measured in the sweep: the rows' fractions are not a number.
+        let cpu = bench::run_case(&case, Backend::Cpu, seconds, f64::NAN)?;
+        let gpu = bench::run_case(&case, Backend::Gpu, seconds, f64::NAN)?;
+        eprintln!(
+            "{}: cpu {} steps/s, gpu {} steps/s",
+            case.name,
+            bench::si(cpu.steps_per_s),
+            bench::si(gpu.steps_per_s)
+        );
+        pairs.push(bench::Pair { population, work, cpu, gpu });
+    }
+    println!("{}", bench::crossover_table(&pairs));
+    write_json(json, &pairs)
+}
+
+/// Writes `rows` as pretty JSON to `path` when one is given.
+fn write_json<T: serde::Serialize>(path: Option<PathBuf>, rows: &T) -> localprop::Result<()> {
+    if let Some(path) = path {
+        let text = serde_json::to_string_pretty(rows).expect("rows serialize");
         std::fs::write(&path, text)
             .map_err(|source| localprop::Error::Io { path: path.display().to_string(), source })?;
         println!("wrote {}", path.display());
@@ -526,8 +576,23 @@ fn info() {
             l.max_storage_buffers_per_shader_stage
         );
     }
+    use localprop::engine::{AUTO_GPU_REPLICAS, AUTO_GPU_SYNAPSES};
     match localprop::gpu::pick_adapter() {
-        Ok(a) => println!("`auto` picks: {}", localprop::gpu::describe(&a.get_info())),
-        Err(e) => println!("`auto` picks the CPU ({e})"),
+        Ok(a)
+            if a.get_info().device_type == localprop::wgpu::DeviceType::Cpu
+                && std::env::var_os("WGPU_ADAPTER_NAME").is_none() =>
+        {
+            println!(
+                "`auto` runs on the CPU: the adapter, {}, is a software one (`--backend gpu` runs on it)",
+                localprop::gpu::describe(&a.get_info())
+            )
+        }
+        Ok(a) => println!(
+            "`auto` takes {} for at least {AUTO_GPU_REPLICAS} replicas of a net the `population` kernel runs, or \
+             at least {AUTO_GPU_SYNAPSES} synapse updates per step of any other, and the CPU below \
+             (`bench --crossover` measures where this GPU overtakes the CPU)",
+            localprop::gpu::describe(&a.get_info())
+        ),
+        Err(e) => println!("`auto` runs on the CPU ({e})"),
     }
 }

@@ -533,6 +533,29 @@ fn bench_records_at_the_interval_asked_and_refuses_zero() {
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--record-every"));
 }
 
+/// `bench --crossover` times both backends on the quick sweep and names `auto`'s thresholds
+/// (in CI on lavapipe, a software adapter, which it says). Without an adapter it skips, unless
+/// `LOCALPROP_REQUIRE_GPU=1`.
+#[test]
+fn bench_crossover_times_both_backends_against_autos_thresholds() {
+    let out = localprop(&["bench", "--crossover", "--quick", "--seconds", "0.01"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() && err.contains("no GPU adapter found") {
+        assert_ne!(std::env::var("LOCALPROP_REQUIRE_GPU").as_deref(), Ok("1"), "LOCALPROP_REQUIRE_GPU=1: {err}");
+        eprintln!("SKIPPED: {err}");
+        return;
+    }
+    let text = ok(&out);
+    for row in ["| paper-net-x1 | replicas 1 |", "| paper-net-x64 | replicas 64 |", "| fc-64 | synapse updates 4160 |"]
+    {
+        assert!(text.contains(row), "{row} missing:\n{text}");
+    }
+    assert!(text.contains("`auto` takes the GPU from 1024 (AUTO_GPU_REPLICAS)"), "{text}");
+    assert!(text.contains("`auto` takes the GPU from 262144 (AUTO_GPU_SYNAPSES)"), "{text}");
+    let bad = localprop(&["bench", "--crossover", "--cases", "fc"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--cases"));
+}
+
 /// Runs the binary in `dir` (not the package root).
 fn localprop_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(BIN).args(args).current_dir(dir).env("WGPU_BACKEND", "vulkan").output().expect("the binary runs")
