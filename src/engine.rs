@@ -70,6 +70,22 @@ impl std::fmt::Display for AutoWork {
     }
 }
 
+/// Whether `WGPU_ADAPTER_NAME` names the adapter to use (set and not empty): then
+/// [`Backend::Auto`] takes it even if it is a software one.
+pub fn adapter_named() -> bool {
+    std::env::var("WGPU_ADAPTER_NAME").is_ok_and(|v| !v.is_empty())
+}
+
+/// Why [`Backend::Auto`] takes the CPU over `info` whatever the work: a software adapter
+/// (wgpu's `DeviceType::Cpu`: llvmpipe, lavapipe, WARP) not asked for by name (`named`),
+/// which runs the same kernels hundreds of times slower than the CPU path. `None` when `auto`
+/// weighs the work ([`AutoWork`]).
+pub fn auto_refuses(info: &wgpu::AdapterInfo, named: bool) -> Option<String> {
+    (info.device_type == wgpu::DeviceType::Cpu && !named).then(|| {
+        format!("the GPU adapter, {}, is a software one; the CPU path is faster (--backend gpu runs on it)", info.name)
+    })
+}
+
 /// Where the steps run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize), serde(rename_all = "kebab-case"))]
@@ -285,7 +301,7 @@ impl Engine {
             Backend::Gpu => engine.into_gpu(GpuContext::headless()?),
             Backend::Auto => {
                 let adapter = crate::gpu::pick_adapter();
-                let named = std::env::var("WGPU_ADAPTER_NAME").is_ok_and(|v| !v.is_empty());
+                let named = adapter_named();
                 let (gpu, reason) = engine.auto_choice(adapter.as_ref().map(wgpu::Adapter::get_info).ok(), named);
                 engine.reason = format!("auto: {reason}");
                 match adapter {
@@ -318,14 +334,8 @@ impl Engine {
     ///   [`AUTO_GPU_SYNAPSES`] synapse updates per step (replicas x synapses) otherwise.
     pub fn auto_choice(&self, adapter: Option<wgpu::AdapterInfo>, named: bool) -> (bool, String) {
         let Some(info) = adapter else { return (false, "no GPU adapter; the CPU".into()) };
-        if info.device_type == wgpu::DeviceType::Cpu && !named {
-            return (
-                false,
-                format!(
-                    "the GPU adapter, {}, is a software one; the CPU path is faster (--backend gpu runs on it)",
-                    info.name
-                ),
-            );
+        if let Some(why) = auto_refuses(&info, named) {
+            return (false, why);
         }
         let work = AutoWork::of(&self.net, self.replicas());
         let gpu = work.takes_gpu();

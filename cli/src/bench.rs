@@ -352,8 +352,8 @@ pub fn crossover_table(pairs: &[Pair]) -> String {
             .filter(|p| p.population == population)
             .map(|p| (p.work, p.cpu.steps_per_s, p.gpu.steps_per_s))
             .collect();
-        let Some(&(largest, _, _)) = points.iter().max_by_key(|p| p.0) else { continue };
         points.sort_by_key(|p| p.0);
+        let Some(&(largest, _, _)) = points.last() else { continue };
         let measured = match crossover(&points) {
             Some(from) => format!("in this sweep the GPU was faster from {from} on"),
             None => format!("in this sweep the GPU was not faster at the largest size, {largest}"),

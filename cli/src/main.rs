@@ -576,23 +576,21 @@ fn info() {
             l.max_storage_buffers_per_shader_stage
         );
     }
-    use localprop::engine::{AUTO_GPU_REPLICAS, AUTO_GPU_SYNAPSES};
-    match localprop::gpu::pick_adapter() {
-        Ok(a)
-            if a.get_info().device_type == localprop::wgpu::DeviceType::Cpu
-                && std::env::var_os("WGPU_ADAPTER_NAME").is_none() =>
-        {
-            println!(
-                "`auto` runs on the CPU: the adapter, {}, is a software one (`--backend gpu` runs on it)",
-                localprop::gpu::describe(&a.get_info())
-            )
+    use localprop::engine::{AUTO_GPU_REPLICAS, AUTO_GPU_SYNAPSES, adapter_named, auto_refuses};
+    let info = match localprop::gpu::pick_adapter() {
+        Ok(a) => a.get_info(),
+        Err(e) => {
+            println!("`auto` runs on the CPU ({e})");
+            return;
         }
-        Ok(a) => println!(
+    };
+    match auto_refuses(&info, adapter_named()) {
+        Some(why) => println!("`auto` runs on the CPU: {why}"),
+        None => println!(
             "`auto` takes {} for at least {AUTO_GPU_REPLICAS} replicas of a net the `population` kernel runs, or \
              at least {AUTO_GPU_SYNAPSES} synapse updates per step of any other, and the CPU below \
              (`bench --crossover` measures where this GPU overtakes the CPU)",
-            localprop::gpu::describe(&a.get_info())
+            localprop::gpu::describe(&info)
         ),
-        Err(e) => println!("`auto` runs on the CPU ({e})"),
     }
 }
